@@ -1,0 +1,55 @@
+# One task runner. `make run` serves; `make test` is what CI runs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test check lint typecheck generate check-generated buf-lint buf-breaking bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: set everything up and serve (embedded Postgres and Redis unless SMSGW_*_URL are set)
+run: $(STAMP) generate
+	$(BIN)/smsgw serve
+
+## test: every check CI runs, then the whole test suite
+test: $(STAMP) check
+	$(BIN)/python -m pytest -p no:cacheprovider
+
+check: check-generated buf-lint buf-breaking lint typecheck
+
+generate: $(STAMP)
+	$(BIN)/python scripts/generate.py
+
+check-generated: generate
+	@git diff --quiet --exit-code -- server/smsgw/proto || \
+		(echo "generated code is stale: run 'make generate' and commit"; git diff --stat -- server/smsgw/proto; exit 1)
+	@test -z "$$(git status --porcelain -- server/smsgw/proto)" || \
+		(echo "generated files are not committed:"; git status --porcelain -- server/smsgw/proto; exit 1)
+
+buf-lint: $(STAMP)
+	$(BIN)/buf lint
+
+# The contract may only change compatibly: compare with the previous commit.
+buf-breaking: $(STAMP)
+	@if git cat-file -e HEAD~1:protos 2>/dev/null; then \
+		$(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
+	else echo "buf breaking: no previous contract to compare with"; fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check server scripts tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+## bench: measure a running gateway (see docs/benchmarks.md)
+bench: $(STAMP)
+	$(BIN)/smsgw bench
+
+clean:
+	rm -rf $(VENV) .smsgw-data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Postgres: the source of truth for messages, the outbox and the event log."""

@@ -1,0 +1,81 @@
+"""The outbox: leasing due work for the relay and recording what came of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from smsgw.adapters.postgres import queries
+from smsgw.adapters.postgres.database import Database
+from smsgw.domain.status import MessageStatus
+
+Q = queries.load("outbox")
+NOTIFY_EVENTS = queries.load("events")["notify_events"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMessage:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    to: str
+    body: str
+    sender: str
+    attempt: int
+    client_reference: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the relay learned about one claimed message."""
+
+    id: uuid.UUID
+    status: MessageStatus
+    provider: str = ""
+    provider_message_id: str = ""
+    error_code: str = ""
+    error_description: str = ""
+    retry_in_ms: int | None = None  # set: back to QUEUED, due again after this delay
+
+
+class OutboxRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedMessage]:
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch(Q["claim_due"], limit, owner, lease_seconds)
+            if rows:
+                await conn.execute(NOTIFY_EVENTS)
+        return [
+            ClaimedMessage(
+                id=r["id"], tenant_id=r["tenant_id"], to=r["to_number"], body=r["body"],
+                sender=r["sender"], attempt=r["attempts"], client_reference=r["client_reference"],
+                created_at=r["created_at"],
+            )
+            for r in rows
+        ]
+
+    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
+        """Applies the outcomes whose rows this owner still leases; returns their ids."""
+        columns = (
+            [o.id for o in outcomes],
+            [int(o.status) for o in outcomes],
+            [o.provider for o in outcomes],
+            [o.provider_message_id for o in outcomes],
+            [o.error_code for o in outcomes],
+            [o.error_description for o in outcomes],
+            [o.retry_in_ms for o in outcomes],
+        )
+        async with self._db.transaction() as conn:
+            rows = await conn.fetch(Q["record_outcomes"], owner, *columns)
+            await conn.execute(NOTIFY_EVENTS)
+            if any(o.retry_in_ms is not None for o in outcomes):
+                await conn.execute(queries.load("messages")["notify_outbox"])
+        return {row[0] for row in rows}
+
+    async def depth(self) -> int:
+        async with self._db.connection() as conn:
+            return int(await conn.fetchval(Q["outbox_depth"]))

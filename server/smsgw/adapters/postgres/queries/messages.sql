@@ -1,0 +1,74 @@
+-- name: insert_messages
+-- One statement writes the messages, their outbox rows and first events, so a
+-- batch is one round trip. Keys already taken are skipped; the caller looks
+-- them up to tell a replay from a reused key.
+WITH input AS (
+    SELECT *
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::smallint[], $9::smallint[], $10::text[], $11::text[])
+        AS t(id, idempotency_key, fingerprint, to_number, body, sender,
+             encoding, segments, client_reference, metadata)
+), inserted AS (
+    INSERT INTO messages (id, tenant_id, idempotency_key, fingerprint, to_number, body, sender,
+                          encoding, segments, status, client_reference, metadata,
+                          created_at, updated_at)
+    SELECT id, $1, idempotency_key, fingerprint, to_number, body, sender,
+           encoding, segments, 1, client_reference, metadata::jsonb, now(), now()
+    FROM input
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING id, client_reference, created_at
+), outboxed AS (
+    INSERT INTO outbox (message_id, due_at)
+    SELECT id, now() FROM inserted
+), evented AS (
+    INSERT INTO message_events (message_id, tenant_id, status, client_reference)
+    SELECT id, $1, 1, client_reference FROM inserted
+)
+SELECT id, created_at FROM inserted;
+
+-- name: notify_outbox
+SELECT pg_notify('smsgw_outbox', '');
+
+-- name: find_by_idempotency_keys
+SELECT idempotency_key, fingerprint, id
+FROM messages
+WHERE tenant_id = $1 AND idempotency_key = ANY($2::text[]);
+
+-- name: get_messages
+SELECT * FROM messages WHERE tenant_id = $1 AND id = ANY($2::uuid[]);
+
+-- name: list_messages
+SELECT *
+FROM messages
+WHERE tenant_id = $1
+  AND ($2::smallint[] IS NULL OR status = ANY($2))
+  AND ($3::text IS NULL OR to_number = $3)
+  AND ($4::timestamptz IS NULL OR created_at >= $4)
+  AND ($5::timestamptz IS NULL OR created_at < $5)
+  AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT $8;
+
+-- name: cancel_message
+-- Only a QUEUED message whose outbox row no relay holds may be canceled; a
+-- relay claims under the same row lock, so the two never both win.
+WITH locked AS (
+    SELECT o.message_id
+    FROM outbox o JOIN messages m ON m.id = o.message_id
+    WHERE o.message_id = $2 AND m.tenant_id = $1 AND m.status = 1
+    FOR UPDATE OF o SKIP LOCKED
+), dequeued AS (
+    DELETE FROM outbox o USING locked l WHERE o.message_id = l.message_id
+    RETURNING o.message_id
+), canceled AS (
+    UPDATE messages m SET status = 7, updated_at = now(),
+                          error_code = 'CANCELED', error_description = 'canceled by the client'
+    FROM dequeued d WHERE m.id = d.message_id
+    RETURNING m.*
+), evented AS (
+    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
+                                error_code, error_description, client_reference)
+    SELECT id, tenant_id, 7, 1, attempts, error_code, error_description, client_reference
+    FROM canceled
+)
+SELECT * FROM canceled;

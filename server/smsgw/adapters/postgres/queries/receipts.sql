@@ -1,0 +1,35 @@
+-- name: apply_receipts
+-- Matches receipts to SENT messages by (provider, provider_message_id) and
+-- records the final state. Returns the ids it matched; the caller keeps the
+-- rest for a while, as a receipt may overtake the SENT commit.
+WITH input AS (
+    SELECT *
+    FROM unnest($2::text[], $3::smallint[], $4::text[], $5::text[])
+        AS t(provider_message_id, status, error_code, error_description)
+), updated AS (
+    UPDATE messages m
+    SET status = i.status,
+        error_code = i.error_code,
+        error_description = i.error_description,
+        delivered_at = CASE WHEN i.status = 4 THEN now() END,
+        updated_at = now()
+    FROM input i
+    -- The <> '' lets the planner use the partial index messages_provider_ref.
+    WHERE m.provider = $1 AND m.provider_message_id = i.provider_message_id
+      AND m.provider_message_id <> '' AND m.status = 3
+    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
+              m.error_code, m.error_description, m.client_reference
+), evented AS (
+    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
+                                provider_message_id, error_code, error_description,
+                                client_reference)
+    SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
+           error_description, client_reference
+    FROM updated
+)
+SELECT provider_message_id FROM updated;
+
+-- name: find_provider_refs
+-- Which of these provider ids belong to a message at all (in any state).
+SELECT provider_message_id FROM messages
+WHERE provider = $1 AND provider_message_id = ANY($2::text[]) AND provider_message_id <> '';

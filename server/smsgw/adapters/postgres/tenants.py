@@ -1,0 +1,38 @@
+"""Tenants and their API keys."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+
+from smsgw.adapters.postgres import queries
+from smsgw.adapters.postgres.database import Database
+from smsgw.domain.model import Tenant
+
+Q = queries.load("tenants")
+KEY_PREFIX = "sk_"
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class TenantDirectory:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, name: str) -> tuple[Tenant, str]:
+        """Creates the tenant if needed and issues a new key, returned only here."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        async with self._db.transaction() as conn:
+            await conn.execute(Q["create_tenant"], uuid.uuid4(), name)
+            row = await conn.fetchrow(Q["tenant_by_name"], name)
+            assert row is not None
+            await conn.execute(Q["add_api_key"], hash_key(key), row["id"], key[:8])
+        return Tenant(row["id"], row["name"]), key
+
+    async def by_key(self, key: str) -> Tenant | None:
+        async with self._db.connection() as conn:
+            row = await conn.fetchrow(Q["tenant_by_key"], hash_key(key))
+        return None if row is None else Tenant(row["id"], row["name"])

@@ -1,0 +1,1 @@
+"""Provider adapters: each implements smsgw.ports.SendPort and nothing else."""

@@ -1,0 +1,1 @@
+"""The gRPC edge: servicers, authentication, and translation to and from protobuf."""

@@ -1,0 +1,215 @@
+"""The ``smsgw`` command: serve, migrate, tenant create, send, watch, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from smsgw import bench, logs
+from smsgw.adapters.postgres.database import Database
+from smsgw.adapters.postgres.tenants import TenantDirectory
+from smsgw.app import Gateway, apply_migrations, resolve_stores
+from smsgw.proto import sms_pb2, sms_pb2_grpc
+from smsgw.settings import Settings
+
+LOCAL_TENANT = "local"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings.load()
+    logs.configure(settings.log_level, settings.log_json)
+    result: int = asyncio.run(args.run(args, settings))
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smsgw", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the gateway (gRPC, relay, metrics)")
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    tenant = commands.add_parser("tenant", help="manage tenants")
+    tenant_commands = tenant.add_subparsers(required=True, metavar="ACTION")
+    create = tenant_commands.add_parser("create", help="create a tenant and print a new API key")
+    create.add_argument("name")
+    create.set_defaults(run=_tenant_create)
+
+    send = commands.add_parser("send", help="send one message")
+    _client_options(send)
+    send.add_argument("--to", required=True)
+    send.add_argument("--body", required=True)
+    send.add_argument("--sender", default="")
+    send.add_argument("--idempotency-key", default=None, help="default: a new random key")
+    send.set_defaults(run=_send)
+
+    watch = commands.add_parser("watch", help="stream status events as JSON lines")
+    _client_options(watch)
+    watch.add_argument("message_ids", nargs="*", help="default: the whole tenant")
+    watch.add_argument("--after", default="", help="resume after this cursor")
+    watch.set_defaults(run=_watch)
+
+    bench = commands.add_parser("bench", help="measure a running gateway; prints JSON")
+    _client_options(bench)
+    bench.add_arguments(bench)
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def _client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None, help="default: the configured grpc_address")
+    parser.add_argument("--api-key", default=None,
+                        help="default: $SMSGW_API_KEY, else the local tenant's key file")
+
+
+def client_target(args: argparse.Namespace, settings: Settings) -> tuple[str, str]:
+    address = args.address or settings.grpc_address.replace("0.0.0.0", "127.0.0.1")  # noqa: S104
+    key = args.api_key or os.environ.get("SMSGW_API_KEY") or _read_local_key(settings)
+    if not key:
+        raise SystemExit("no API key: pass --api-key, set SMSGW_API_KEY, "
+                         "or run 'smsgw tenant create NAME'")
+    return address, key
+
+
+def local_key_file(settings: Settings) -> Path:
+    return settings.data_dir / "local-api-key"
+
+
+def _read_local_key(settings: Settings) -> str | None:
+    path = local_key_file(settings)
+    return path.read_text().strip() if path.exists() else None
+
+
+async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
+    gateway = Gateway(settings)
+    await gateway.start()
+    try:
+        key_note = await _ensure_local_tenant(gateway, settings)
+        print(_banner(gateway, key_note), flush=True)
+        await _until_signalled()
+    finally:
+        await gateway.stop()
+    return 0
+
+
+async def _ensure_local_tenant(gateway: Gateway, configured: Settings) -> str:
+    """With the embedded database, a first run gets a tenant and a key to try things with."""
+    if configured.database_url:
+        return "create a tenant and its API key: smsgw tenant create NAME"
+    path = local_key_file(gateway.settings)
+    if path.exists():
+        return f"API key of tenant '{LOCAL_TENANT}': in {path}"
+    _tenant, key = await gateway.tenants.create(LOCAL_TENANT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return f"API key of tenant '{LOCAL_TENANT}' saved in {path} (shown once: {key})"
+
+
+def _banner(gateway: Gateway, key_note: str) -> str:
+    host = gateway.settings.grpc_address.rpartition(":")[0]
+    http_host = gateway.settings.http_address.rpartition(":")[0]
+    return "\n".join([
+        f"Ghasi SMS Gateway serving gRPC on {host}:{gateway.grpc_port}",
+        f"  metrics and health: http://{http_host}:{gateway.http_port}/metrics  /healthz  /readyz",
+        f"  {key_note}",
+        "  send a first message:  .venv/bin/smsgw send --to +16502530000 --body 'Hello'",
+        "  watch what happens:    .venv/bin/smsgw watch",
+    ])
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
+    settings, embedded = await resolve_stores(settings)
+    try:
+        applied = await apply_migrations(settings)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(json.dumps({"applied": applied}))
+    return 0
+
+
+async def _tenant_create(args: argparse.Namespace, settings: Settings) -> int:
+    settings, embedded = await resolve_stores(settings)
+    try:
+        await apply_migrations(settings)
+        assert settings.database_url
+        db = Database(settings.database_url, pool_size=2)
+        await db.open()
+        try:
+            tenant, key = await TenantDirectory(db).create(args.name)
+        finally:
+            await db.close()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print(json.dumps({"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key}))
+    print("Keep this key: it is shown only once.", file=sys.stderr)
+    return 0
+
+
+async def _send(args: argparse.Namespace, settings: Settings) -> int:
+    address, key = client_target(args, settings)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = sms_pb2_grpc.SmsServiceStub(channel)
+        try:
+            message = await stub.SendMessage(sms_pb2.SendMessageRequest(
+                to=args.to, body=args.body, sender=args.sender,
+                idempotency_key=args.idempotency_key or str(uuid.uuid4())),
+                metadata=(("authorization", f"Bearer {key}"),), timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(json.dumps(MessageToDict(message)))
+    return 0
+
+
+async def _watch(args: argparse.Namespace, settings: Settings) -> int:
+    address, key = client_target(args, settings)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = sms_pb2_grpc.SmsServiceStub(channel)
+        call = stub.WatchMessageStatus(
+            sms_pb2.WatchMessageStatusRequest(message_ids=args.message_ids,
+                                              after_cursor=args.after),
+            metadata=(("authorization", f"Bearer {key}"),))
+        try:
+            async for item in call:
+                print(json.dumps(MessageToDict(item)), flush=True)
+        except grpc.aio.AioRpcError as exc:
+            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    address, key = client_target(args, settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        print(json.dumps(await bench.run(args, address, key), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The pure core: validation, encoding, the status machine. Imports no I/O."""

@@ -1,0 +1,25 @@
+"""Prometheus metrics, named as in the design documents."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+SUBMITTED = Counter(
+    "sms_submitted_total", "Send requests by outcome (accepted, replayed, rejected).",
+    ["outcome"])
+DISPATCH = Counter(
+    "sms_dispatch_total", "Hand-overs to providers by outcome (sent, retry, failed, expired).",
+    ["provider", "outcome"])
+DELIVERY_LATENCY = Histogram(
+    "sms_delivery_latency_seconds", "Time from accept to provider acknowledgement.",
+    ["provider"], buckets=_LATENCY_BUCKETS)
+PROVIDER_LATENCY = Histogram(
+    "sms_provider_call_seconds", "Duration of one provider send call.",
+    ["provider"], buckets=_LATENCY_BUCKETS)
+OUTBOX_DEPTH = Gauge("sms_outbox_depth", "Messages waiting in the outbox (accepted, not sent).")
+RECEIPTS = Counter(
+    "sms_receipts_total", "Delivery receipts by result (delivered, undelivered, unmatched).",
+    ["provider", "result"])
+WATCH_STREAMS = Gauge("sms_watch_streams", "Open WatchMessageStatus streams.")

@@ -1,0 +1,1 @@
+"""Long-running parts and use cases, written against the ports."""

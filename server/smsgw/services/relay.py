@@ -1,0 +1,212 @@
+"""The outbox relay: leases due messages in batches and hands them to the provider.
+
+Claims happen in one statement (SKIP LOCKED, so any number of relays share
+a database), sends run concurrently up to an in-flight cap, and outcomes are
+written back in batches by a separate task, so neither the claim nor the
+write-back waits on the slowest send. A wake-up from LISTEN/NOTIFY or the
+poll interval, whichever comes first, starts the next claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from smsgw import metrics
+from smsgw.adapters.postgres.outbox import ClaimedMessage, OutboxRepository, Outcome
+from smsgw.domain.errors import Unavailable
+from smsgw.domain.status import MessageStatus
+from smsgw.ports import OutboundMessage, ProviderError, SendPort
+from smsgw.services.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RelayConfig:
+    batch_size: int = 500
+    max_in_flight: int = 2000
+    poll_seconds: float = 1.0
+    lease_seconds: float = 60.0
+    send_timeout_seconds: float = 30.0
+    max_age_seconds: float = 86400.0
+    stop_timeout_seconds: float = 10.0
+
+
+class Relay:
+    def __init__(
+        self, outbox: OutboxRepository, provider: SendPort, config: RelayConfig,
+        retry: RetryPolicy, owner: str | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._provider = provider
+        self._config = config
+        self._retry = retry
+        self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self._rng = random.Random()
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._outcomes: list[tuple[Outcome, float]] = []  # with the lease's end
+        self._outcomes_ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        name = provider.name
+        self._count = {outcome: metrics.DISPATCH.labels(name, outcome)
+                       for outcome in ("sent", "retry", "failed", "expired")}
+        self._provider_latency = metrics.PROVIDER_LATENCY.labels(name)
+        self._delivery_latency = metrics.DELIVERY_LATENCY.labels(name)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if not self._tasks:
+            self._stopping.clear()
+            self._tasks = [asyncio.create_task(self._claim_loop(), name="relay-claim"),
+                           asyncio.create_task(self._record_loop(), name="relay-record")]
+
+    async def stop(self) -> None:
+        """Stops claiming, lets in-flight sends finish (up to a timeout), writes outcomes."""
+        if not self._tasks:
+            return
+        self._stopping.set()
+        self._wake.set()
+        claim, record = self._tasks
+        self._tasks = []
+        with contextlib.suppress(asyncio.CancelledError):
+            await claim
+        if self._in_flight:
+            await asyncio.wait(self._in_flight, timeout=self._config.stop_timeout_seconds)
+        self._outcomes_ready.set()
+        record.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await record
+        await self._record_pending()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            room = self._config.max_in_flight - len(self._in_flight)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            # A little short of the lease, so a late write-back never races a takeover.
+            lease_until = time.monotonic() + self._config.lease_seconds * 0.9
+            claimed = await self._claim(min(room, self._config.batch_size))
+            for message in claimed:
+                self._dispatch(message, lease_until)
+            if len(claimed) < min(room, self._config.batch_size):
+                await self._sleep_until_woken()
+
+    async def _claim(self, limit: int) -> list[ClaimedMessage]:
+        self._wake.clear()
+        try:
+            return await self._outbox.claim(self.owner, limit, self._config.lease_seconds)
+        except Unavailable as exc:
+            log.warning("relay cannot claim", extra={"error": str(exc)})
+            await self._sleep_until_woken()
+            return []
+
+    async def _sleep_until_woken(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+        # Debounce: a burst of commits sends a burst of notifications.
+        await asyncio.sleep(0.002)
+
+    def _dispatch(self, message: ClaimedMessage, lease_until: float) -> None:
+        task = asyncio.create_task(self._send(message, lease_until))
+        self._in_flight.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._room.set()
+
+    async def _send(self, message: ClaimedMessage, lease_until: float) -> None:
+        outcome = await self._attempt(message)
+        self._outcomes.append((outcome, lease_until))
+        self._outcomes_ready.set()
+
+    async def _attempt(self, message: ClaimedMessage) -> Outcome:
+        age = (dt.datetime.now(dt.UTC) - message.created_at).total_seconds()
+        if age > self._config.max_age_seconds:
+            self._count["expired"].inc()
+            return Outcome(message.id, MessageStatus.EXPIRED, error_code="EXPIRED",
+                           error_description=f"not sent within {self._config.max_age_seconds:g}s")
+        started = time.monotonic()
+        try:
+            async with asyncio.timeout(self._config.send_timeout_seconds):
+                result = await self._provider.send(_outbound(message))
+        except ProviderError as exc:
+            return self._failed(message, exc)
+        except TimeoutError:
+            return self._failed(message, ProviderError(
+                "PROVIDER_TIMEOUT", "provider did not answer in time", retryable=True))
+        except Exception as exc:  # an adapter bug must not strand the message
+            log.exception("provider adapter failed", extra={"message_id": str(message.id)})
+            return self._failed(message, ProviderError(
+                "PROVIDER_ERROR", type(exc).__name__, retryable=True))
+        self._count["sent"].inc()
+        self._provider_latency.observe(time.monotonic() - started)
+        self._delivery_latency.observe(age + time.monotonic() - started)
+        return Outcome(message.id, MessageStatus.SENT, provider=self._provider.name,
+                       provider_message_id=result.provider_message_id)
+
+    def _failed(self, message: ClaimedMessage, error: ProviderError) -> Outcome:
+        delay = self._retry.delay_ms(message.attempt, self._rng) if error.retryable else None
+        status = MessageStatus.QUEUED if delay is not None else MessageStatus.FAILED
+        self._count["retry" if delay is not None else "failed"].inc()
+        return Outcome(message.id, status, provider=self._provider.name, error_code=error.code,
+                       error_description=error.description, retry_in_ms=delay)
+
+    async def _record_loop(self) -> None:
+        while True:
+            await self._outcomes_ready.wait()
+            self._outcomes_ready.clear()
+            await self._record_pending()
+
+    async def _record_pending(self) -> None:
+        """Writes outcomes back; none is dropped while its lease may still hold.
+
+        An outcome that matched no leased row is kept and tried again until a
+        little before its lease ends: dropping it would mean sending the
+        message a second time once the lease ran out. Past the lease the row
+        belongs to whichever relay takes it over.
+        """
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            try:
+                applied = await self._outbox.record(self.owner, [o for o, _ in batch])
+            except Unavailable as exc:
+                log.warning("relay cannot record outcomes", extra={"error": str(exc)})
+                self._outcomes[:0] = batch
+                await asyncio.sleep(0.5)
+                continue
+            self._keep_unapplied(batch, applied)
+            if len(applied) < len(batch):
+                await asyncio.sleep(0.05)
+
+    def _keep_unapplied(self, batch: list[tuple[Outcome, float]],
+                        applied: set[uuid.UUID]) -> None:
+        now = time.monotonic()
+        for outcome, give_up_at in batch:
+            if outcome.id in applied:
+                continue
+            if now < give_up_at:
+                self._outcomes.append((outcome, give_up_at))
+            else:
+                log.warning("outcome could not be recorded before its lease ended",
+                            extra={"message_id": str(outcome.id)})
+
+
+def _outbound(message: ClaimedMessage) -> OutboundMessage:
+    return OutboundMessage(id=message.id, to=message.to, body=message.body,
+                           sender=message.sender, attempt=message.attempt)

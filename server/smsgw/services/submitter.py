@@ -1,0 +1,220 @@
+"""The submit path: stores validated submissions, exactly once per idempotency key.
+
+Unary calls are group-committed: each call parks its submission and a few
+flusher tasks write whatever has gathered in one transaction, so commit
+latency is shared instead of paid per message. Bulk callers hand in whole
+batches directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from smsgw.adapters.postgres.messages import MessageRepository
+from smsgw.domain.errors import IdempotencyKeyReused
+from smsgw.domain.ids import new_ids
+from smsgw.domain.model import Message, Submission, SubmitOutcome
+from smsgw.domain.status import MessageStatus
+from smsgw.ports import IdempotencyCache
+
+
+@dataclass(slots=True)
+class _Parked:
+    tenant: uuid.UUID
+    submission: Submission
+    done: asyncio.Future[SubmitOutcome]
+
+
+class Submitter:
+    def __init__(
+        self, messages: MessageRepository, cache: IdempotencyCache | None,
+        batch_max: int = 1000, flushers: int = 3,
+    ) -> None:
+        self._messages = messages
+        self._cache = cache
+        self._batch_max = batch_max
+        self._flusher_count = flushers
+        self._parked: list[_Parked] = []
+        self._wake = asyncio.Event()
+        self._flushers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if not self._flushers:
+            self._flushers = [asyncio.create_task(self._flush_forever(), name=f"submit-{i}")
+                              for i in range(self._flusher_count)]
+
+    async def stop(self) -> None:
+        flushers, self._flushers = self._flushers, []
+        for task in flushers:
+            task.cancel()
+        for task in flushers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._parked:
+            await self._flush(self._take())
+
+    async def submit(self, tenant: uuid.UUID, submission: Submission) -> SubmitOutcome:
+        """One submission, committed together with whatever else is waiting."""
+        done: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
+        self._parked.append(_Parked(tenant, submission, done))
+        self._wake.set()
+        return await done
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wake.wait()
+            batch = self._take()
+            if not self._parked:
+                self._wake.clear()
+            if batch:
+                await self._flush(batch)
+
+    def _take(self) -> list[_Parked]:
+        batch = self._parked[: self._batch_max]
+        del self._parked[: self._batch_max]
+        return batch
+
+    async def _flush(self, batch: list[_Parked]) -> None:
+        by_tenant: dict[uuid.UUID, list[_Parked]] = defaultdict(list)
+        for parked in batch:
+            by_tenant[parked.tenant].append(parked)
+        for tenant, group in by_tenant.items():
+            try:
+                outcomes = await self.submit_many(tenant, [p.submission for p in group])
+            except Exception as exc:
+                for parked in group:
+                    if not parked.done.done():
+                        parked.done.set_exception(exc)
+                continue
+            for parked, outcome in zip(group, outcomes, strict=True):
+                if not parked.done.done():
+                    parked.done.set_result(outcome)
+
+    async def submit_many(
+        self, tenant: uuid.UUID, items: Sequence[Submission]
+    ) -> list[SubmitOutcome]:
+        """Stores a batch in one transaction; one outcome per item, in order."""
+        firsts, repeats = _split_repeats(items)
+        ids = new_ids(len(firsts))
+        outcomes: dict[int, SubmitOutcome] = {}
+        to_insert = await self._consult_cache(tenant, items, firsts, ids, outcomes)
+        claimed = [items[i].idempotency_key for i in to_insert]
+        try:
+            await self._insert(tenant, items, to_insert, dict(zip(firsts, ids, strict=True)),
+                               outcomes)
+        except BaseException:
+            if self._cache is not None:
+                await self._cache.release(tenant, claimed)
+            raise
+        for index, first in repeats.items():
+            outcomes[index] = _repeat_of(items[index], items[first], outcomes[first])
+        return [outcomes[i] for i in range(len(items))]
+
+    async def _consult_cache(
+        self, tenant: uuid.UUID, items: Sequence[Submission], firsts: list[int],
+        ids: list[uuid.UUID], outcomes: dict[int, SubmitOutcome],
+    ) -> list[int]:
+        """Answers what Redis already knows; returns the indexes left to insert."""
+        if self._cache is None:
+            return firsts
+        claims = [(items[i].idempotency_key, f"{items[i].fingerprint}:{mid}")
+                  for i, mid in zip(firsts, ids, strict=True)]
+        taken = await self._cache.claim(tenant, claims)
+        replay_ids: dict[int, uuid.UUID] = {}
+        remaining = []
+        for index, previous in zip(firsts, taken, strict=True):
+            fingerprint, _, stored_id = (previous or "").partition(":")
+            if previous is None:
+                remaining.append(index)
+            elif fingerprint != items[index].fingerprint:
+                outcomes[index] = SubmitOutcome(None, _reused(items[index]))
+            else:
+                replay_ids[index] = uuid.UUID(stored_id)
+        found = await self._load(tenant, list(replay_ids.values()))
+        for index, message_id in replay_ids.items():
+            if message_id in found:
+                outcomes[index] = SubmitOutcome(found[message_id], replayed=True)
+            else:  # the original is still in flight, or never landed: the database decides
+                remaining.append(index)
+        return sorted(remaining)
+
+    async def _insert(
+        self, tenant: uuid.UUID, items: Sequence[Submission], indexes: list[int],
+        ids: dict[int, uuid.UUID], outcomes: dict[int, SubmitOutcome],
+    ) -> None:
+        if not indexes:
+            return
+        written = await self._messages.insert(
+            tenant, [ids[i] for i in indexes], [items[i] for i in indexes])
+        conflicts = []
+        for index in indexes:
+            created = written.get(ids[index])
+            if created is None:
+                conflicts.append(index)
+            else:
+                outcomes[index] = SubmitOutcome(_new_message(tenant, ids[index], items[index],
+                                                             created))
+        if conflicts:
+            await self._resolve_conflicts(tenant, items, conflicts, outcomes)
+
+    async def _resolve_conflicts(
+        self, tenant: uuid.UUID, items: Sequence[Submission], indexes: list[int],
+        outcomes: dict[int, SubmitOutcome],
+    ) -> None:
+        keys = await self._messages.find_by_keys(tenant, [items[i].idempotency_key
+                                                          for i in indexes])
+        found = await self._load(tenant, [mid for _, mid in keys.values()])
+        for index in indexes:
+            fingerprint, message_id = keys[items[index].idempotency_key]
+            if fingerprint != items[index].fingerprint:
+                outcomes[index] = SubmitOutcome(None, _reused(items[index]))
+            else:
+                outcomes[index] = SubmitOutcome(found[message_id], replayed=True)
+
+    async def _load(self, tenant: uuid.UUID, ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:
+        if not ids:
+            return {}
+        return {m.id: m for m in await self._messages.get_many(tenant, ids)}
+
+
+def _split_repeats(items: Sequence[Submission]) -> tuple[list[int], dict[int, int]]:
+    """Indexes of first uses of each key, and each repeat mapped to its first use."""
+    first_of: dict[str, int] = {}
+    firsts: list[int] = []
+    repeats: dict[int, int] = {}
+    for index, item in enumerate(items):
+        first = first_of.setdefault(item.idempotency_key, index)
+        if first == index:
+            firsts.append(index)
+        else:
+            repeats[index] = first
+    return firsts, repeats
+
+
+def _repeat_of(item: Submission, first: Submission, outcome: SubmitOutcome) -> SubmitOutcome:
+    if item.fingerprint != first.fingerprint:
+        return SubmitOutcome(None, _reused(item))
+    if outcome.message is None:
+        return outcome
+    return SubmitOutcome(outcome.message, replayed=True)
+
+
+def _reused(item: Submission) -> IdempotencyKeyReused:
+    return IdempotencyKeyReused(
+        f"idempotency key {item.idempotency_key!r} was already used for a different message")
+
+
+def _new_message(tenant: uuid.UUID, message_id: uuid.UUID, item: Submission,
+                 created: dt.datetime) -> Message:
+    return Message(
+        id=message_id, tenant_id=tenant, to=item.to, body=item.body, sender=item.sender,
+        encoding=item.encoding, segments=item.segments, status=MessageStatus.QUEUED, attempts=0,
+        client_reference=item.client_reference, idempotency_key=item.idempotency_key,
+        created_at=created, updated_at=created, metadata=item.metadata,
+    )

@@ -1,0 +1,131 @@
+"""One typed settings object, built once at start-up and passed into constructors.
+
+Values come from, in order of precedence: ``SMSGW_*`` environment variables,
+an optional TOML file named by ``SMSGW_CONFIG`` (flat keys, as below), and the
+defaults here. Nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # Where state lives. No URL means: start the embedded server in data_dir.
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".smsgw-data")
+    migrations_dir: Path = REPO_ROOT / "migrations"
+    migrate_on_start: bool = True
+
+    # Listeners.
+    grpc_address: str = "127.0.0.1:50051"
+    http_address: str = "127.0.0.1:9464"  # /metrics, /healthz, /readyz
+
+    # Submit path.
+    db_pool_size: int = 12
+    submit_batch_max: int = 1000
+    submit_flushers: int = 3
+    stream_chunks_in_flight: int = 4
+    max_segments: int = 10
+    default_region: str | None = None
+    idempotency_ttl_hours: int = 48
+
+    # Relay.
+    relay_enabled: bool = True
+    relay_batch_size: int = 500
+    relay_max_in_flight: int = 2000
+    relay_poll_seconds: float = 1.0
+    relay_lease_seconds: float = 60.0
+    retry_max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 300.0
+    message_max_age_seconds: float = 86400.0
+
+    # The carrier simulator, the default provider.
+    simulator_latency_ms: float = 20.0
+    simulator_failure_rate: float = 0.0
+    simulator_permanent_failure_rate: float = 0.0
+    simulator_receipt_delay_ms: float = 500.0
+    simulator_undelivered_rate: float = 0.0
+
+    # Watch streams.
+    watch_heartbeat_seconds: float = 15.0
+    watch_poll_seconds: float = 0.5
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        config_file = env.get("SMSGW_CONFIG")
+        if config_file:
+            values.update(tomllib.loads(Path(config_file).read_text()))
+        values.update({
+            f.name: env[f"SMSGW_{f.name.upper()}"]
+            for f in fields(cls) if f"SMSGW_{f.name.upper()}" in env
+        })
+        values.update(overrides)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        hints = get_type_hints(cls)
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        settings = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0.0 <= self.simulator_failure_rate <= 1.0:
+            raise ValueError("simulator_failure_rate must be between 0 and 1")
+        if self.submit_batch_max < 1 or self.relay_batch_size < 1:
+            raise ValueError("batch sizes must be positive")
+        if self.max_segments < 1:
+            raise ValueError("max_segments must be at least 1")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(name: str, hint: Any, value: Any) -> Any:
+    target = _concrete(hint)
+    # Before the isinstance shortcut below, which would return a blank string as is.
+    if target is str and _optional(hint) and isinstance(value, str) and not value.strip():
+        return None
+    if value is None or (isinstance(value, target) and target is not int):
+        return value
+    text = str(value).strip()
+    if target is bool:
+        if text.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if text.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"setting {name}: {text!r} is not a boolean")
+    try:
+        return target(text)
+    except ValueError as exc:
+        raise ValueError(f"setting {name}: {text!r} is not a {target.__name__}") from exc
+
+
+def _concrete(hint: Any) -> type:
+    args = [a for a in getattr(hint, "__args__", ()) if a is not type(None)]
+    return args[0] if args else hint  # type: ignore[no-any-return]
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in getattr(hint, "__args__", ())

@@ -32,7 +32,8 @@ class _Held:
 
 class ReceiptProcessor:
     def __init__(self, receipts: ReceiptRepository, match_window_seconds: float = 120.0,
-                 retry_seconds: float = 0.5) -> None:
+                 retry_seconds: float = 0.5, coalesce_seconds: float = 0.05) -> None:
+        self._coalesce = coalesce_seconds
         self._repo = receipts
         self._window = match_window_seconds
         self._retry = retry_seconds
@@ -63,6 +64,7 @@ class ReceiptProcessor:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), self._retry)
+            await asyncio.sleep(self._coalesce)  # receipts come in bursts: take them together
             self._ready.clear()
             try:
                 await self._apply_once()

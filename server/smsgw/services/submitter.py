@@ -1,15 +1,16 @@
 """The submit path: stores validated submissions, exactly once per idempotency key.
 
-Unary calls are group-committed: each call parks its submission and a few
-flusher tasks write whatever has gathered in one transaction, so commit
-latency is shared instead of paid per message. Bulk callers hand in whole
-batches directly.
+Unary calls are group-committed. A call parks its submission; if no flush
+is running it is written at once, otherwise it waits for the running flush
+to finish and goes out with everything that gathered meanwhile. Batches
+therefore grow with load by themselves, and a quiet server adds no delay.
+A second flush runs in parallel only once a sizeable batch is waiting, so
+durable commits never cap throughput. Bulk callers hand in whole batches.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import uuid
 from collections import defaultdict
@@ -22,6 +23,9 @@ from smsgw.domain.ids import new_ids
 from smsgw.domain.model import Message, Submission, SubmitOutcome
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import IdempotencyCache
+
+# A parallel flush is worth its round trips only for a batch at least this big.
+PARALLEL_FLUSH_MIN = 32
 
 
 @dataclass(slots=True)
@@ -39,46 +43,38 @@ class Submitter:
         self._messages = messages
         self._cache = cache
         self._batch_max = batch_max
-        self._flusher_count = flushers
+        self._max_flushes = flushers
         self._parked: list[_Parked] = []
-        self._wake = asyncio.Event()
-        self._flushers: list[asyncio.Task[None]] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        if not self._flushers:
-            self._flushers = [asyncio.create_task(self._flush_forever(), name=f"submit-{i}")
-                              for i in range(self._flusher_count)]
+        """Nothing runs in the background until there is something to write."""
 
     async def stop(self) -> None:
-        flushers, self._flushers = self._flushers, []
-        for task in flushers:
-            task.cancel()
-        for task in flushers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._parked:
-            await self._flush(self._take())
+        while self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
 
     async def submit(self, tenant: uuid.UUID, submission: Submission) -> SubmitOutcome:
         """One submission, committed together with whatever else is waiting."""
         done: asyncio.Future[SubmitOutcome] = asyncio.get_running_loop().create_future()
         self._parked.append(_Parked(tenant, submission, done))
-        self._wake.set()
+        self._start_flushes()
         return await done
 
-    async def _flush_forever(self) -> None:
-        while True:
-            await self._wake.wait()
-            batch = self._take()
-            if not self._parked:
-                self._wake.clear()
-            if batch:
-                await self._flush(batch)
+    def _start_flushes(self) -> None:
+        while self._parked and (
+            not self._flushes
+            or (len(self._parked) >= PARALLEL_FLUSH_MIN and len(self._flushes) < self._max_flushes)
+        ):
+            batch = self._parked[: self._batch_max]
+            del self._parked[: self._batch_max]
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushed)
 
-    def _take(self) -> list[_Parked]:
-        batch = self._parked[: self._batch_max]
-        del self._parked[: self._batch_max]
-        return batch
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        self._start_flushes()
 
     async def _flush(self, batch: list[_Parked]) -> None:
         by_tenant: dict[uuid.UUID, list[_Parked]] = defaultdict(list)

@@ -31,11 +31,8 @@ class MessageRepository:
         Items whose idempotency key is already taken are left out of the
         result, and the caller resolves them with ``find_by_keys``.
         """
-        async with self._db.transaction() as conn:
+        async with self._db.connection() as conn:
             rows = await conn.fetch(Q["insert_messages"], tenant_id, ids, *_columns(items))
-            if rows:
-                await conn.execute(Q["notify_outbox"])
-                await conn.execute(queries.load("events")["notify_events"])
         return {row[0]: row[1] for row in rows}
 
     async def find_by_keys(
@@ -63,10 +60,8 @@ class MessageRepository:
         return [row_to_message(row) for row in rows]
 
     async def cancel(self, tenant_id: uuid.UUID, message_id: uuid.UUID) -> Message | None:
-        async with self._db.transaction() as conn:
+        async with self._db.connection() as conn:
             row = await conn.fetchrow(Q["cancel_message"], tenant_id, message_id)
-            if row is not None:
-                await conn.execute(queries.load("events")["notify_events"])
         return None if row is None else row_to_message(row)
 
 

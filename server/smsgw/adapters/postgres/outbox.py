@@ -12,7 +12,6 @@ from smsgw.adapters.postgres.database import Database
 from smsgw.domain.status import MessageStatus
 
 Q = queries.load("outbox")
-NOTIFY_EVENTS = queries.load("events")["notify_events"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +44,8 @@ class OutboxRepository:
         self._db = db
 
     async def claim(self, owner: str, limit: int, lease_seconds: float) -> list[ClaimedMessage]:
-        async with self._db.transaction() as conn:
+        async with self._db.connection() as conn:
             rows = await conn.fetch(Q["claim_due"], limit, owner, lease_seconds)
-            if rows:
-                await conn.execute(NOTIFY_EVENTS)
         return [
             ClaimedMessage(
                 id=r["id"], tenant_id=r["tenant_id"], to=r["to_number"], body=r["body"],
@@ -69,11 +66,8 @@ class OutboxRepository:
             [o.error_description for o in outcomes],
             [o.retry_in_ms for o in outcomes],
         )
-        async with self._db.transaction() as conn:
+        async with self._db.connection() as conn:
             rows = await conn.fetch(Q["record_outcomes"], owner, *columns)
-            await conn.execute(NOTIFY_EVENTS)
-            if any(o.retry_in_ms is not None for o in outcomes):
-                await conn.execute(queries.load("messages")["notify_outbox"])
         return {row[0] for row in rows}
 
     async def depth(self) -> int:

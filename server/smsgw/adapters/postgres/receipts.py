@@ -9,7 +9,6 @@ from smsgw.adapters.postgres.database import Database
 from smsgw.ports import DeliveryReceipt
 
 Q = queries.load("receipts")
-NOTIFY_EVENTS = queries.load("events")["notify_events"]
 
 
 class ReceiptRepository:
@@ -18,7 +17,7 @@ class ReceiptRepository:
 
     async def apply(self, provider: str, receipts: Sequence[DeliveryReceipt]) -> set[str]:
         """Records the receipts that match a SENT message; returns their provider ids."""
-        async with self._db.transaction() as conn:
+        async with self._db.connection() as conn:
             rows = await conn.fetch(
                 Q["apply_receipts"], provider,
                 [r.provider_message_id for r in receipts],
@@ -26,8 +25,6 @@ class ReceiptRepository:
                 [r.error_code for r in receipts],
                 [r.error_description for r in receipts],
             )
-            if rows:
-                await conn.execute(NOTIFY_EVENTS)
         return {row[0] for row in rows}
 
     async def known(self, provider: str, provider_message_ids: Sequence[str]) -> set[str]:

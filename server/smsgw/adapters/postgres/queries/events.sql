@@ -38,6 +38,3 @@ SELECT m.id, m.status,
            AS seq
 FROM messages m
 WHERE m.tenant_id = $1 AND m.id = ANY($2::uuid[]);
-
--- name: notify_events
-SELECT pg_notify('smsgw_events', '');

@@ -1,6 +1,6 @@
 -- name: insert_messages
--- One statement writes the messages, their outbox rows and first events, so a
--- batch is one round trip. Keys already taken are skipped; the caller looks
+-- One statement (so one implicit transaction and one round trip) writes the
+-- messages, their outbox rows and first events, and wakes relays and watchers. Keys already taken are skipped; the caller looks
 -- them up to tell a replay from a reused key.
 WITH input AS (
     SELECT *
@@ -23,11 +23,11 @@ WITH input AS (
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, client_reference)
     SELECT id, $1, 1, client_reference FROM inserted
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_outbox', ''), pg_notify('smsgw_events', '')
+    WHERE EXISTS (SELECT 1 FROM inserted)
 )
-SELECT id, created_at FROM inserted;
-
--- name: notify_outbox
-SELECT pg_notify('smsgw_outbox', '');
+SELECT id, created_at FROM inserted LEFT JOIN notified ON true;
 
 -- name: find_by_idempotency_keys
 SELECT idempotency_key, fingerprint, id
@@ -70,5 +70,7 @@ WITH locked AS (
                                 error_code, error_description, client_reference)
     SELECT id, tenant_id, 7, 1, attempts, error_code, error_description, client_reference
     FROM canceled
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM canceled)
 )
-SELECT * FROM canceled;
+SELECT canceled.* FROM canceled LEFT JOIN notified ON true;

@@ -26,8 +26,10 @@ WITH due AS (
                                 client_reference)
     SELECT id, tenant_id, 2, previous_status, attempts, client_reference
     FROM claimed WHERE previous_status = 1
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM claimed)
 )
-SELECT * FROM claimed;
+SELECT claimed.* FROM claimed LEFT JOIN notified ON true;
 
 -- name: record_outcomes
 -- Applies a batch of send outcomes: each outbox row is rescheduled (retry_ms
@@ -74,8 +76,15 @@ WITH input AS (
     SELECT id, tenant_id, status, 2, attempts, provider, provider_message_id, error_code,
            error_description, client_reference
     FROM updated
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_events', ''),
+           CASE WHEN EXISTS (SELECT 1 FROM rescheduled) THEN pg_notify('smsgw_outbox', '') END
 )
-SELECT message_id FROM removed UNION ALL SELECT message_id FROM rescheduled;
+-- notified (always one row) leads, so it runs even when nothing was removed.
+SELECT done.message_id
+FROM notified,
+     LATERAL (SELECT message_id FROM removed
+              UNION ALL SELECT message_id FROM rescheduled) AS done;
 
 -- name: outbox_depth
 SELECT count(*) FROM outbox;

@@ -26,8 +26,10 @@ WITH input AS (
     SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
            error_description, client_reference
     FROM updated
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
 )
-SELECT provider_message_id FROM updated;
+SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
 
 -- name: find_provider_refs
 -- Which of these provider ids belong to a message at all (in any state).

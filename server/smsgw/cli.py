@@ -10,8 +10,9 @@ import os
 import signal
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
@@ -30,8 +31,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.load()
     logs.configure(settings.log_level, settings.log_json)
-    result: int = asyncio.run(args.run(args, settings))
+    result: int = _run(args.run(args, settings))
     return result
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    """On uvloop where it is installed: gRPC and asyncpg both run faster on it."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from smsgw import metrics
 from smsgw.adapters.postgres.outbox import ClaimedMessage, OutboxRepository, Outcome
 from smsgw.domain.errors import Unavailable
+from smsgw.domain.phone import mask
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import OutboundMessage, ProviderError, SendPort
 from smsgw.services.retry import RetryPolicy
@@ -166,6 +167,10 @@ class Relay:
         delay = self._retry.delay_ms(message.attempt, self._rng) if error.retryable else None
         status = MessageStatus.QUEUED if delay is not None else MessageStatus.FAILED
         self._count["retry" if delay is not None else "failed"].inc()
+        log.info("send failed", extra={
+            "message_id": str(message.id), "tenant_id": str(message.tenant_id),
+            "to_masked": mask(message.to), "attempt": message.attempt, "error_code": error.code,
+            "outcome": "retry" if delay is not None else "failed"})
         return Outcome(message.id, status, provider=self._provider.name, error_code=error.code,
                        error_description=error.description, retry_in_ms=delay)
 

@@ -74,10 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--after", default="", help="resume after this cursor")
     watch.set_defaults(run=_watch)
 
-    bench = commands.add_parser("bench", help="measure a running gateway; prints JSON")
-    _client_options(bench)
-    bench.add_arguments(bench)
-    bench.set_defaults(run=_bench)
+    bench_command = commands.add_parser("bench", help="measure a running gateway; prints JSON")
+    _client_options(bench_command)
+    bench.add_arguments(bench_command)
+    bench_command.set_defaults(run=_bench)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+
 from smsgw.domain.model import Cursor
 
 MAX = 2**63 - 1  # a Postgres bigint

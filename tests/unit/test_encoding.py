@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable
 
 import pytest
+
 from smsgw.domain.encoding import EncodedLength, Encoding, measure, split
 from smsgw.proto import sms_pb2
 

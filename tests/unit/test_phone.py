@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from smsgw.domain.errors import FieldViolation
 from smsgw.domain.phone import mask, normalize
 

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from smsgw.settings import REPO_ROOT, Settings
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from smsgw.domain.errors import InvalidTransition, SmsError
 from smsgw.domain.status import (
     FINAL,

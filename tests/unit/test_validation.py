@@ -6,6 +6,7 @@ import dataclasses
 import types
 
 import pytest
+
 from smsgw.domain.encoding import Encoding
 from smsgw.domain.errors import FieldViolation, ValidationFailed
 from smsgw.domain.model import Submission

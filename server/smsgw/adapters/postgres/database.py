@@ -40,7 +40,7 @@ class Database:
     async def open(self) -> None:
         with translated_errors():
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=2, max_size=self._pool_size,
+                self.url, min_size=min(2, self._pool_size), max_size=self._pool_size,
                 # Our statements are few and hot: keep them all prepared.
                 statement_cache_size=256,
                 # Batch statements take arrays of any length; a generic plan

@@ -1,0 +1,85 @@
+"""Applying every migration gives the schema the code expects, once."""
+
+from __future__ import annotations
+
+import uuid
+
+import asyncpg
+import pytest
+
+from smsgw.adapters.postgres import migrator
+from smsgw.settings import REPO_ROOT
+from tests.conftest import with_database
+
+pytestmark = pytest.mark.integration
+MIGRATIONS = REPO_ROOT / "migrations"
+
+EXPECTED_COLUMNS = {
+    "tenants": {"id", "name", "created_at"},
+    "api_keys": {"key_hash", "tenant_id", "key_prefix", "created_at", "revoked_at"},
+    "messages": {"id", "tenant_id", "idempotency_key", "fingerprint", "to_number", "body",
+                 "sender", "encoding", "segments", "status", "attempts", "client_reference",
+                 "metadata", "provider", "provider_message_id", "error_code",
+                 "error_description", "created_at", "updated_at", "sent_at", "delivered_at"},
+    "outbox": {"message_id", "due_at", "lease_owner"},
+    "message_events": {"id", "txid", "message_id", "tenant_id", "status", "previous_status",
+                       "occurred_at", "attempt", "provider", "provider_message_id",
+                       "error_code", "error_description", "client_reference"},
+}
+
+
+@pytest.fixture
+async def empty_db(stores):
+    name = f"smsgw_empty_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(stores[0])
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(with_database(stores[0], name))
+    yield conn
+    await conn.close()
+    await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+async def test_all_migrations_give_the_expected_schema_and_apply_once(empty_db):
+    applied = await migrator.migrate(empty_db, MIGRATIONS)
+    again = await migrator.migrate(empty_db, MIGRATIONS)
+
+    assert [m.version for m in applied] == [m.version for m in migrator.discover(MIGRATIONS)]
+    assert again == []
+    for table, columns in EXPECTED_COLUMNS.items():
+        found = {r[0] for r in await empty_db.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = $1", table)}
+        assert found == columns, table
+    unique = await empty_db.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conname = 'messages_idempotency'")
+    assert unique == "UNIQUE (tenant_id, idempotency_key)"
+    indexes = {r[0] for r in await empty_db.fetch("SELECT indexname FROM pg_indexes")}
+    assert {"outbox_due", "message_events_tenant", "message_events_message",
+            "messages_tenant_created", "messages_provider_ref"} <= indexes
+
+
+async def test_the_event_log_refuses_updates_and_deletes(empty_db):
+    await migrator.migrate(empty_db, MIGRATIONS)
+    await empty_db.execute(
+        "INSERT INTO message_events (message_id, tenant_id, status) VALUES ($1, $2, 1)",
+        uuid.uuid4(), uuid.uuid4())
+    for statement in ("UPDATE message_events SET status = 2", "DELETE FROM message_events",
+                      "TRUNCATE message_events"):
+        with pytest.raises(asyncpg.RaiseError, match="append-only"):
+            await empty_db.execute(statement)
+    assert await empty_db.fetchval("SELECT count(*) FROM message_events") == 1
+
+
+async def test_a_changed_migration_is_refused(empty_db, tmp_path):
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE one (x int);")
+    await migrator.migrate(empty_db, tmp_path)
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE one (x bigint);")
+    with pytest.raises(RuntimeError, match="changed after it was applied"):
+        await migrator.migrate(empty_db, tmp_path)
+
+
+def test_badly_named_migration_files_are_refused(tmp_path):
+    (tmp_path / "first.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match=r"NNNN_name\.sql"):
+        migrator.discover(tmp_path)

@@ -35,3 +35,5 @@ def configure(level: str, json_output: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # The embedded Postgres narrates every start at INFO; only its problems matter here.
+    logging.getLogger("pgserver").setLevel(max(root.level, logging.WARNING))

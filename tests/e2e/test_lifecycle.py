@@ -181,3 +181,32 @@ async def test_unknown_message_is_not_found(start_server, database_url):
             await c.stub.GetMessage(pb.GetMessageRequest(id=str(uuid.uuid4())), metadata=c.auth)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert reason(details(missing.value)) == "NOT_FOUND"
+
+
+async def test_idle_watch_gets_heartbeats_and_a_shutdown_end_in_band(start_server, database_url):
+    server = await start_server(watch_heartbeat_seconds=0.3, relay_enabled=False)
+    async with client_for(server.address, await new_tenant_key(database_url)) as c:
+        call = c.stub.WatchMessageStatus(pb.WatchMessageStatusRequest(), metadata=c.auth,
+                                         timeout=30)
+        heartbeat = None
+        async for item in call:
+            if item.HasField("heartbeat"):
+                heartbeat = item.heartbeat
+                break
+        assert heartbeat is not None and heartbeat.cursor
+        message = await c.stub.SendMessage(request(), metadata=c.auth)
+        resumed = c.stub.WatchMessageStatus(
+            pb.WatchMessageStatusRequest(after_cursor=heartbeat.cursor), metadata=c.auth,
+            timeout=30)
+        first = None
+        async for item in resumed:
+            if item.HasField("event"):
+                first = item.event
+                break
+        assert (first.message_id, first.status) == (message.id, pb.MESSAGE_STATUS_QUEUED)
+
+        await asyncio.to_thread(server.process.terminate)
+        rest = [item async for item in resumed]
+    assert rest and rest[-1].HasField("end")
+    assert rest[-1].end.reason == pb.WATCH_END_REASON_SERVER_SHUTDOWN
+    assert rest[-1].end.cursor

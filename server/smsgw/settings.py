@@ -99,7 +99,10 @@ class Settings:
             raise ValueError("max_segments must be at least 1")
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        """A validated copy with some fields changed (values already typed)."""
+        changed = dataclasses.replace(self, **changes)
+        changed.validate()
+        return changed
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:

@@ -14,7 +14,6 @@ a system user of its own (``pgserver``), which Postgres insists on.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,8 +58,7 @@ def start_embedded(settings: Settings) -> tuple[Settings, EmbeddedServices]:
     except BaseException:
         services.stop()
         raise
-    resolved = dataclasses.replace(
-        settings,
+    resolved = settings.replace(
         database_url=settings.database_url or services.database_url,
         redis_url=settings.redis_url or services.redis_url,
     )

@@ -20,7 +20,8 @@ from smsgw.api.auth import Authenticator
 from smsgw.api.errors import grpc_code, rpc_status, trailing_metadata
 from smsgw.api.interceptors import Malformed
 from smsgw.domain import errors
-from smsgw.domain.model import Message, Submission, SubmitOutcome
+from smsgw.domain.model import Message, PageRequest, Submission, SubmitOutcome
+from smsgw.domain.status import MessageStatus
 from smsgw.domain.validation import Limits, validate
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
@@ -186,8 +187,9 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
             if request.HasField("create_time_end") else None,
             self._config.limits.default_region)
         page = requests.page(request.page_size, request.page_token, where)
-        rows = await self._messages.list(tenant.id, where, page.__class__(page.size + 1,
-                                                                          page.after))
+        # One row more than the page: whether it exists decides next_page_token.
+        rows = await self._messages.list(tenant.id, where,
+                                         PageRequest(page.size + 1, page.after))
         response = pb.ListMessagesResponse(messages=[convert.message(m)
                                                      for m in rows[:page.size]])
         if len(rows) > page.size:
@@ -206,7 +208,7 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         found = await self._messages.get_many(tenant.id, [message_id])
         if not found:
             raise errors.NotFound(f"message {request.id} not found")
-        if found[0].status.name == "CANCELED":
+        if found[0].status is MessageStatus.CANCELED:
             return convert.message(found[0])
         raise errors.NotCancelable(
             f"message is {found[0].status.name}; only a message not yet handed to a provider "

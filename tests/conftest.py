@@ -96,7 +96,7 @@ def settings(database_url: str, redis_url: str, tmp_path: Path) -> Settings:
         database_url=database_url, redis_url=redis_url, data_dir=tmp_path,
         migrate_on_start=False, grpc_address="127.0.0.1:0", http_address="127.0.0.1:0",
         simulator_latency_ms=5, simulator_receipt_delay_ms=50, watch_poll_seconds=0.1,
-        relay_poll_seconds=0.2, db_pool_size=6, log_level="WARNING",
+        relay_poll_seconds=0.2, db_pool_size=6, log_level="WARNING", rest_enabled=False,
     )
 
 
@@ -162,6 +162,7 @@ class ServerProcess:
     address: str
     http_port: int
     log: Path
+    rest_url: str
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -196,7 +197,7 @@ async def start_server(
     started: list[ServerProcess] = []
 
     async def start(**overrides: object) -> ServerProcess:
-        grpc_port, http_port = free_port(), free_port()
+        grpc_port, http_port, rest_port = free_port(), free_port(), free_port()
         env = {
             **os.environ,
             "SMSGW_DATABASE_URL": database_url, "SMSGW_REDIS_URL": redis_url,
@@ -206,13 +207,15 @@ async def start_server(
             "SMSGW_SIMULATOR_LATENCY_MS": "5", "SMSGW_SIMULATOR_RECEIPT_DELAY_MS": "50",
             "SMSGW_WATCH_POLL_SECONDS": "0.1", "SMSGW_RELAY_POLL_SECONDS": "0.2",
             "SMSGW_DB_POOL_SIZE": "6",
+            "SMSGW_REST_ENABLED": "false", "SMSGW_REST_ADDRESS": f"127.0.0.1:{rest_port}",
         }
         env.update({f"SMSGW_{k.upper()}": str(v) for k, v in overrides.items()})
         log = tmp_path / f"server-{len(started)}.log"
         with log.open("wb") as out:
             process = subprocess.Popen(  # noqa: ASYNC220 - a child that outlives this call
                 [sys.executable, "-m", "smsgw", "serve"], env=env, stdout=out, stderr=out)
-        server = ServerProcess(process, f"127.0.0.1:{grpc_port}", http_port, log)
+        server = ServerProcess(process, f"127.0.0.1:{grpc_port}", http_port, log,
+                               f"http://127.0.0.1:{rest_port}")
         started.append(server)
         await _wait_serving(server.address, process, log)
         return server

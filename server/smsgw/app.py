@@ -27,6 +27,7 @@ from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.redis_idempotency import RedisIdempotencyCache
 from smsgw.api.auth import Authenticator
 from smsgw.api.interceptors import TolerantDecoding
+from smsgw.api.rest_proxy import RestProxy
 from smsgw.api.servicer import ApiConfig, SmsServicer
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.validation import Limits
@@ -75,6 +76,7 @@ class Gateway:
     _stack: list[Any] = field(default_factory=list)
     _embedded: EmbeddedServices | None = None
     _server: grpc.aio.Server | None = None
+    _rest: RestProxy | None = None
     _shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> None:
@@ -114,6 +116,9 @@ class Gateway:
         ops = OpsServer(s.http_address, self.readiness)
         await self._start(ops)
         self.http_port = ops.port
+        if s.rest_enabled:
+            self._rest = RestProxy(s.rest_address, self.grpc_port, s.data_dir / "rest")
+            await self._rest.start()
         self._stack.append(_Poller(self._sample_outbox_depth, 5.0))
         await self._stack[-1].start()
 
@@ -167,6 +172,9 @@ class Gateway:
     async def stop(self, grace: float = 5.0) -> None:
         """Stops accepting, ends watch streams in-band, drains, then closes stores."""
         self._shutting_down.set()
+        if self._rest is not None:  # REST first: its callers go through the gRPC server
+            await self._rest.stop()
+            self._rest = None
         if self._server is not None:
             await self._health.enter_graceful_shutdown()
             await self._server.stop(grace)

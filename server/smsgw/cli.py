@@ -20,6 +20,7 @@ from google.protobuf.json_format import MessageToDict
 from smsgw import bench, logs
 from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.tenants import TenantDirectory
+from smsgw.api import rest_proxy
 from smsgw.app import Gateway, apply_migrations, resolve_stores
 from smsgw.proto import sms_pb2, sms_pb2_grpc
 from smsgw.settings import Settings
@@ -53,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(run=_migrate)
+
+    rest = commands.add_parser(
+        "rest-config", help="write the Envoy config and descriptor set, for a REST sidecar")
+    rest.add_argument("directory", type=Path)
+    rest.add_argument("--grpc-port", type=int, default=50051)
+    rest.set_defaults(run=_rest_config)
 
     tenant = commands.add_parser("tenant", help="manage tenants")
     tenant_commands = tenant.add_subparsers(required=True, metavar="ACTION")
@@ -137,6 +144,8 @@ def _banner(gateway: Gateway, key_note: str) -> str:
     return "\n".join([
         f"Ghasi SMS Gateway serving gRPC on {host}:{gateway.grpc_port}",
         f"  metrics and health: http://{http_host}:{gateway.http_port}/metrics  /healthz  /readyz",
+        *([f"  REST (JSON over HTTP): http://{gateway.settings.rest_address}/v1/messages"]
+          if gateway.settings.rest_enabled else []),
         f"  {key_note}",
         "  send a first message:  .venv/bin/smsgw send --to +16502530000 --body 'Hello'",
         "  watch what happens:    .venv/bin/smsgw watch",
@@ -149,6 +158,12 @@ async def _until_signalled() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+async def _rest_config(args: argparse.Namespace, settings: Settings) -> int:
+    path = rest_proxy.write_config(args.directory, settings.rest_address, args.grpc_port)
+    print(json.dumps({"envoy_config": str(path), "envoy": str(rest_proxy.envoy_binary())}))
+    return 0
 
 
 async def _migrate(_args: argparse.Namespace, settings: Settings) -> int:

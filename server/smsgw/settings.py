@@ -30,6 +30,8 @@ class Settings:
     # Listeners.
     grpc_address: str = "127.0.0.1:50051"
     http_address: str = "127.0.0.1:9464"  # /metrics, /healthz, /readyz
+    rest_enabled: bool = True  # Envoy's gRPC-JSON transcoder, started beside the server
+    rest_address: str = "127.0.0.1:8080"
 
     # Submit path.
     db_pool_size: int = 12

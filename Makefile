@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test check lint typecheck generate check-generated buf-lint buf-breaking bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
 	touch $(STAMP)
 
 ## run: set everything up and serve (embedded Postgres and Redis unless SMSGW_*_URL are set)
@@ -26,11 +26,13 @@ check: check-generated buf-lint buf-breaking lint typecheck
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
 
+GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto
+
 check-generated: generate
-	@git diff --quiet --exit-code -- server/smsgw/proto || \
-		(echo "generated code is stale: run 'make generate' and commit"; git diff --stat -- server/smsgw/proto; exit 1)
-	@test -z "$$(git status --porcelain -- server/smsgw/proto)" || \
-		(echo "generated files are not committed:"; git status --porcelain -- server/smsgw/proto; exit 1)
+	@git diff --quiet --exit-code -- $(GENERATED) || \
+		(echo "generated code is stale: run 'make generate' and commit"; git diff --stat -- $(GENERATED); exit 1)
+	@test -z "$$(git status --porcelain -- $(GENERATED))" || \
+		(echo "generated files are not committed:"; git status --porcelain -- $(GENERATED); exit 1)
 
 buf-lint: $(STAMP)
 	$(BIN)/buf lint
@@ -42,7 +44,7 @@ buf-breaking: $(STAMP)
 	else echo "buf breaking: no previous contract to compare with"; fi
 
 lint: $(STAMP)
-	$(BIN)/ruff check server scripts tests
+	$(BIN)/ruff check server clients/python scripts tests
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -214,8 +214,8 @@ async def start_server(
         with log.open("wb") as out:
             process = subprocess.Popen(  # noqa: ASYNC220 - a child that outlives this call
                 [sys.executable, "-m", "smsgw", "serve"], env=env, stdout=out, stderr=out)
-        server = ServerProcess(process, f"127.0.0.1:{grpc_port}", http_port, log,
-                               f"http://127.0.0.1:{rest_port}")
+        address = str(overrides.get("grpc_address", f"127.0.0.1:{grpc_port}"))
+        server = ServerProcess(process, address, http_port, log, f"http://127.0.0.1:{rest_port}")
         started.append(server)
         await _wait_serving(server.address, process, log)
         return server

@@ -1,0 +1,104 @@
+"""The Python client package (clients/python) against real server processes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from ghasi_sms_client import AsyncSmsClient, RetryPolicy, SmsClient, SmsError, pb
+from tests.conftest import free_port, new_tenant_key
+
+pytestmark = pytest.mark.e2e
+
+
+async def test_async_client_sends_reads_lists_and_watches(start_server, database_url):
+    server = await start_server()
+    async with AsyncSmsClient(server.address, await new_tenant_key(database_url)) as sms:
+        message = await sms.send("+16502530000", "Your code is 123456", client_reference="otp")
+        again = await sms.send("+16502530000", "Your code is 123456", client_reference="otp",
+                               idempotency_key=message.idempotency_key)
+        statuses = [e.status async for e in sms.watch([message.id])]
+        fetched = await sms.get(message.id)
+        listed = [m.id async for m in sms.list(page_size=1)]
+        with pytest.raises(SmsError) as refused:
+            await sms.send("+1", "")
+        with pytest.raises(SmsError) as late:
+            await sms.cancel(message.id)
+    assert again.id == message.id and len(message.idempotency_key) == 36
+    assert statuses == [pb.MESSAGE_STATUS_QUEUED, pb.MESSAGE_STATUS_SENDING,
+                        pb.MESSAGE_STATUS_SENT, pb.MESSAGE_STATUS_DELIVERED]
+    assert fetched.status == pb.MESSAGE_STATUS_DELIVERED and listed == [message.id]
+    assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in refused.value.violations} == {"to", "body"}
+    assert (late.value.code, late.value.reason) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                                   "NOT_CANCELABLE")
+
+
+async def test_bulk_helper_gives_one_result_per_item_in_order(start_server, database_url):
+    server = await start_server(relay_enabled=False)
+    items = [{"to": "+16502530000" if i % 4 else "bad", "body": f"n{i}",
+              "client_reference": str(i)} for i in range(1100)]
+    async with AsyncSmsClient(server.address, await new_tenant_key(database_url)) as sms:
+        results = [r async for r in sms.send_many(items, chunk_size=200, max_in_flight=400)]
+    assert [r.index for r in results] == list(range(1100))
+    assert [r.client_reference for r in results] == [str(i) for i in range(1100)]
+    assert sum(r.HasField("error") for r in results) == 275
+
+
+async def test_watch_resumes_across_a_server_restart_without_gaps(start_server, database_url):
+    address = f"127.0.0.1:{free_port()}"
+    first = await start_server(grpc_address=address, relay_enabled=False)
+    key = await new_tenant_key(database_url)
+    retry = RetryPolicy(max_attempts=100, base_seconds=0.05, cap_seconds=0.3)
+    async with AsyncSmsClient(address, key, retry=retry) as sms:
+        ids = [(await sms.send("+16502530000", f"m{i}")).id for i in range(5)]
+        seen: list[tuple[str, int]] = []
+
+        async def follow() -> None:
+            async for event in sms.watch(ids):
+                seen.append((event.message_id, event.status))
+
+        watching = asyncio.create_task(follow())
+        async with asyncio.timeout(30):
+            while len(seen) < 5:
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(first.stop)  # the stream ends in-band; the client reconnects
+        await start_server(grpc_address=address)  # this one relays: the rest of the story
+        await asyncio.wait_for(watching, 60)
+    assert len(seen) == len(set(seen)) == 20
+    assert {s for _, s in seen} == {pb.MESSAGE_STATUS_QUEUED, pb.MESSAGE_STATUS_SENDING,
+                                    pb.MESSAGE_STATUS_SENT, pb.MESSAGE_STATUS_DELIVERED}
+
+
+async def test_a_send_retries_until_the_server_is_up_and_sends_once(start_server, database_url):
+    address = f"127.0.0.1:{free_port()}"
+    key = await new_tenant_key(database_url)
+    retry = RetryPolicy(max_attempts=200, base_seconds=0.05, cap_seconds=0.2)
+    async with AsyncSmsClient(address, key, retry=retry, timeout=5) as sms:
+        sending = asyncio.create_task(sms.send("+16502530000", "eventually"))
+        await asyncio.sleep(0.5)
+        assert not sending.done()
+        await start_server(grpc_address=address, relay_enabled=False)
+        message = await asyncio.wait_for(sending, 60)
+        listed = [m.id async for m in sms.list()]
+    assert listed == [message.id]
+
+
+async def test_sync_client_does_the_same_without_an_event_loop(start_server, database_url):
+    server = await start_server()
+    key = await new_tenant_key(database_url)
+
+    def use_it() -> tuple[list[int], int, list[str]]:
+        with SmsClient(server.address, key) as sms:
+            message = sms.send("+16502530000", "blocking hello")
+            statuses = [e.status for e in sms.watch([message.id])]
+            results = list(sms.send_many(
+                [{"to": "+16502530000", "body": str(i)} for i in range(30)], chunk_size=7))
+            return statuses, sum(r.HasField("message") for r in results), [
+                m.id for m in sms.list(statuses=[pb.MESSAGE_STATUS_DELIVERED])]
+
+    statuses, accepted, delivered = await asyncio.to_thread(use_it)
+    assert statuses[-1] == pb.MESSAGE_STATUS_DELIVERED and accepted == 30
+    assert len(delivered) >= 1

@@ -26,7 +26,7 @@ check: check-generated buf-lint buf-breaking lint typecheck
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
 
-GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto
+GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto docs/openapi.json
 
 check-generated: generate
 	@git diff --quiet --exit-code -- $(GENERATED) || \

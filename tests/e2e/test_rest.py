@@ -95,3 +95,15 @@ async def test_rest_errors_are_http_statuses_with_a_json_status_body(start_serve
     assert (await rest("POST", base, key, {"to": 5, "body": ["x"]}))[0] == 400
     status, listed = await rest("GET", base, key)
     assert status == 200 and len(listed["messages"]) == 1  # nothing bad was written
+
+
+async def test_openapi_document_and_docs_page_are_served(start_server, database_url):
+    from smsgw.settings import REPO_ROOT
+
+    server = await start_server(rest_enabled=True, relay_enabled=False)
+    status, served = await rest("GET", f"{server.rest_url}/openapi.json", None)
+    page = await asyncio.to_thread(
+        lambda: urllib.request.urlopen(f"{server.rest_url}/docs", timeout=10).read().decode())
+    committed = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text())
+    assert status == 200 and served == committed
+    assert "<title>Ghasi SMS Gateway - REST API</title>" in page and "/openapi.json" in page

@@ -22,6 +22,7 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor
 from google.rpc import error_details_pb2
 
+from smsgw.api import openapi
 from smsgw.proto import sms_pb2
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,18 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> di
         "codec_type": "AUTO",
         # Watch streams stay open: no idle or stream timeout at the proxy.
         "stream_idle_timeout": "0s",
-        "route_config": {"virtual_hosts": [{
-            "name": "gateway", "domains": ["*"],
-            "routes": [{"match": {"prefix": "/"},
-                        "route": {"cluster": "grpc", "timeout": "0s"}}],
-        }]},
+        "route_config": {
+            "max_direct_response_body_size_bytes": 1024 * 1024,
+            "virtual_hosts": [{
+                "name": "gateway", "domains": ["*"],
+                "routes": [
+                    _static("/openapi.json", "application/json",
+                            json.dumps(openapi.document(), indent=2)),
+                    _static("/docs", "text/html; charset=utf-8", _DOCS_PAGE),
+                    {"match": {"prefix": "/"}, "route": {"cluster": "grpc", "timeout": "0s"}},
+                ],
+            }],
+        },
         "http_filters": [
             {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": transcoder},
             {"name": "envoy.filters.http.router", "typed_config": {
@@ -115,6 +123,55 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> di
             }],
         },
     }
+
+
+def _static(path: str, content_type: str, body: str) -> dict[str, Any]:
+    return {
+        "match": {"path": path},
+        "direct_response": {"status": 200, "body": {"inline_string": body}},
+        "response_headers_to_add": [{"header": {"key": "content-type", "value": content_type}}],
+        # Not an RPC: the transcoder would refuse it as an unknown method.
+        "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
+            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+            "disabled": True}},
+    }
+
+
+# A page that needs nothing from the internet: it reads /openapi.json and lists
+# every operation with its parameters and schemas.
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Ghasi SMS Gateway - REST API</title>
+<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
+code,pre{background:#f4f4f4;padding:.1rem .3rem;border-radius:3px}pre{padding:.6rem;overflow:auto}
+h2{margin-top:2rem;border-bottom:1px solid #ddd}.verb{font-weight:bold;text-transform:uppercase}
+</style></head><body><h1>Ghasi SMS Gateway - REST API</h1>
+<p>Generated from the protos. Authenticate with <code>authorization: Bearer &lt;api key&gt;</code>.
+Errors are <code>google.rpc.Status</code> JSON with the matching HTTP status.
+Raw document: <a href="/openapi.json">/openapi.json</a>.</p><div id="ops">Loading...</div>
+<script>
+fetch("/openapi.json").then(r => r.json()).then(doc => {
+  const out = [];
+  const esc = s => String(s).replace(/[&<>]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;"}[c]));
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    for (const [verb, op] of Object.entries(ops)) {
+      out.push(`<h2><span class="verb">${verb}</span> <code>${esc(path)}</code></h2>`);
+      out.push(`<p>${esc(op.operationId)}</p>`);
+      for (const p of op.parameters || [])
+        out.push(`<div>${p.in} <code>${esc(p.name)}</code>: ` +
+                 `${esc(JSON.stringify(p.schema))}</div>`);
+      const body = op.requestBody && op.requestBody.content["application/json"].schema.$ref;
+      if (body) out.push(`<div>body: <code>${esc(body.split("/").pop())}</code></div>`);
+      const ok = Object.values(op.responses["200"].content)[0].schema.$ref;
+      out.push(`<div>returns: <code>${esc(ok.split("/").pop())}</code></div>`);
+    }
+  }
+  out.push("<h2>Schemas</h2>");
+  for (const [name, schema] of Object.entries(doc.components.schemas))
+    out.push(`<h3>${esc(name)}</h3><pre>${esc(JSON.stringify(schema, null, 2))}</pre>`);
+  document.getElementById("ops").innerHTML = out.join("\n");
+});
+</script></body></html>
+"""
 
 
 def write_config(directory: Path, rest_address: str, grpc_port: int) -> Path:

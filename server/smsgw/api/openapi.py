@@ -113,10 +113,15 @@ def _responses(method: MethodDescriptor, schemas: dict[str, Any]) -> dict[str, A
               "content": {"application/x-ndjson": {"schema": output}}}
     else:
         ok = {"description": "OK", "content": {"application/json": {"schema": output}}}
+    status = {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}
     error = {"description": "An error: the HTTP status matches the gRPC code.",
-             "content": {"application/json": {
-                 "schema": {"$ref": "#/components/schemas/google.rpc.Status"}}}}
-    return {"200": ok, "default": error}
+             "content": {"application/json": status}}
+    refused = {"description": "Invalid input. A request the proxy cannot transcode (malformed "
+                              "JSON, a wrong type, an unknown query parameter) is refused "
+                              "with a plain-text explanation before it reaches the server.",
+               "content": {"application/json": status,
+                           "text/plain": {"schema": {"type": "string"}}}}
+    return {"200": ok, "400": refused, "default": error}
 
 
 def _path_parameter(field: FieldDescriptor) -> dict[str, Any]:

@@ -3,14 +3,18 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TS     := clients/typescript
+# Node.js is needed only for the TypeScript client; `make run` works without it.
+NPM    := $(shell command -v npm 2>/dev/null)
 
 .PHONY: run test check lint typecheck generate check-generated buf-lint buf-breaking bench clean
 
-$(STAMP): pyproject.toml clients/python/pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml $(TS)/package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]' -e clients/python
+	$(if $(NPM),cd $(TS) && npm ci --no-audit --no-fund --loglevel=error,@echo "npm not found: the TypeScript client is skipped")
 	touch $(STAMP)
 
 ## run: set everything up and serve (embedded Postgres and Redis unless SMSGW_*_URL are set)
@@ -25,8 +29,9 @@ check: check-generated buf-lint buf-breaking lint typecheck
 
 generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
+	$(if $(NPM),$(BIN)/buf generate --template $(TS)/buf.gen.yaml --path protos/ghasi --path third_party/googleapis/google/rpc/error_details.proto,)
 
-GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto docs/openapi.json
+GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto docs/openapi.json $(TS)/src/gen
 
 check-generated: generate
 	@git diff --quiet --exit-code -- $(GENERATED) || \

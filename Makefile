@@ -31,7 +31,8 @@ generate: $(STAMP)
 	$(BIN)/python scripts/generate.py
 	$(if $(NPM),$(BIN)/buf generate --template $(TS)/buf.gen.yaml --path protos/ghasi --path third_party/googleapis/google/rpc/error_details.proto,)
 
-GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto docs/openapi.json $(TS)/src/gen
+GENERATED := server/smsgw/proto clients/python/src/ghasi_sms_client/_proto \
+	clients/python/src/ghasi_sms_client/dataclasses docs/openapi.json $(TS)/src/gen
 
 check-generated: generate
 	@git diff --quiet --exit-code -- $(GENERATED) || \

@@ -102,3 +102,31 @@ async def test_sync_client_does_the_same_without_an_event_loop(start_server, dat
     statuses, accepted, delivered = await asyncio.to_thread(use_it)
     assert statuses[-1] == pb.MESSAGE_STATUS_DELIVERED and accepted == 30
     assert len(delivered) >= 1
+
+
+async def test_dataclass_flavour_interoperates_over_grpclib(start_server, database_url):
+    """betterproto2 dataclasses on grpclib talk standard gRPC to our grpcio server."""
+    from grpclib.client import Channel
+
+    from ghasi_sms_client.dataclasses.ghasi.sms import v1 as sms
+
+    server = await start_server()
+    key = await new_tenant_key(database_url)
+    host, port = server.address.rsplit(":", 1)
+    channel = Channel(host, int(port))
+    try:
+        stub = sms.SmsServiceStub(channel, metadata={"authorization": f"Bearer {key}"})
+        message = await stub.send_message(sms.SendMessageRequest(
+            to="+16502530000", body="from a dataclass", idempotency_key="dc-1",
+            metadata={"via": "grpclib"}))
+        events = [item.event async for item in stub.watch_message_status(
+            sms.WatchMessageStatusRequest(message_ids=[message.id])) if item.event]
+    finally:
+        channel.close()
+    async with AsyncSmsClient(server.address, key) as grpcio_client:
+        same = await grpcio_client.get(message.id)
+    assert isinstance(message, sms.Message) and message.metadata == {"via": "grpclib"}
+    assert message.status == sms.MessageStatus.QUEUED
+    assert [e.status for e in events][-1] == sms.MessageStatus.DELIVERED
+    assert (same.id, same.body, dict(same.metadata)) == (message.id, "from a dataclass",
+                                                          {"via": "grpclib"})

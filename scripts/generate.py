@@ -10,6 +10,7 @@ top-level ``ghasi`` name, so both can be installed side by side.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,7 +41,10 @@ def _protoc(*outputs: str) -> None:
         f"-I{PROTO_ROOT}", f"-I{VENDOR_ROOT}", f"-I{wkt}", *outputs,
         *[str(p) for p in _protos()],
     ]
-    subprocess.run(args, check=True)
+    # Plugins may run tools of their own (betterproto2 formats with ruff): find ours.
+    tools = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{tools}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(args, check=True, env=env)
 
 
 def _run_protoc(out: Path) -> None:

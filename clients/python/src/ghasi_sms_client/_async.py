@@ -14,6 +14,7 @@ from ghasi_sms_client._proto import sms_pb2 as pb
 from ghasi_sms_client._proto import sms_pb2_grpc as pb_grpc
 from ghasi_sms_client._requests import SendItem, as_request, auth_metadata, send_request
 from ghasi_sms_client._retry import RetryPolicy
+from ghasi_sms_client._watch import WatchPosition
 
 T = TypeVar("T")
 MAX_CHUNK = 1000
@@ -112,24 +113,18 @@ class AsyncSmsClient:
         last cursor it saw (an event's or a heartbeat's). It returns once every
         watched message is final; a tenant-wide watch runs until you stop it.
         """
-        cursor, failures = after_cursor, 0
+        position, failures = WatchPosition(after_cursor), 0
         while True:
-            call = self._stub.WatchMessageStatus(
-                pb.WatchMessageStatusRequest(message_ids=list(message_ids), after_cursor=cursor),
-                metadata=self._metadata)
+            call = self._stub.WatchMessageStatus(position.request(message_ids),
+                                                 metadata=self._metadata)
             try:
                 async for item in call:
                     failures = 0
-                    kind = item.WhichOneof("kind")
-                    if kind == "event":
-                        cursor = item.event.cursor
-                        yield item.event
-                    elif kind == "heartbeat":
-                        cursor = item.heartbeat.cursor or cursor
-                    elif kind == "end":
-                        cursor = item.end.cursor or cursor
-                        if item.end.reason == pb.WATCH_END_REASON_ALL_FINAL:
-                            return
+                    event = position.take(item)
+                    if event is not None:
+                        yield event
+                    if position.finished:
+                        return
             except grpc.aio.AioRpcError as error:
                 failures += 1
                 if not self._retry.should_retry(error.code(), failures):

@@ -15,6 +15,7 @@ from ghasi_sms_client._proto import sms_pb2 as pb
 from ghasi_sms_client._proto import sms_pb2_grpc as pb_grpc
 from ghasi_sms_client._requests import SendItem, as_request, auth_metadata, send_request
 from ghasi_sms_client._retry import RetryPolicy
+from ghasi_sms_client._watch import WatchPosition
 
 T = TypeVar("T")
 MAX_CHUNK = 1000
@@ -101,24 +102,18 @@ class SmsClient:
     def watch(self, message_ids: Sequence[str] = (), *,
               after_cursor: str = "") -> Iterator[pb.StatusEvent]:
         """See AsyncSmsClient.watch."""
-        cursor, failures = after_cursor, 0
+        position, failures = WatchPosition(after_cursor), 0
         while True:
-            call = self._stub.WatchMessageStatus(
-                pb.WatchMessageStatusRequest(message_ids=list(message_ids), after_cursor=cursor),
-                metadata=self._metadata)
+            call = self._stub.WatchMessageStatus(position.request(message_ids),
+                                                 metadata=self._metadata)
             try:
                 for item in call:
                     failures = 0
-                    kind = item.WhichOneof("kind")
-                    if kind == "event":
-                        cursor = item.event.cursor
-                        yield item.event
-                    elif kind == "heartbeat":
-                        cursor = item.heartbeat.cursor or cursor
-                    elif kind == "end":
-                        cursor = item.end.cursor or cursor
-                        if item.end.reason == pb.WATCH_END_REASON_ALL_FINAL:
-                            return
+                    event = position.take(item)
+                    if event is not None:
+                        yield event
+                    if position.finished:
+                        return
             except grpc.RpcError as error:
                 failures += 1
                 if not self._retry.should_retry(error.code(), failures):

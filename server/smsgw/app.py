@@ -23,6 +23,7 @@ from smsgw.adapters.postgres.messages import MessageRepository
 from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.adapters.postgres.receipts import ReceiptRepository
 from smsgw.adapters.postgres.tenants import TenantDirectory
+from smsgw.adapters.postgres.webhooks import WebhookRepository
 from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.redis_idempotency import RedisIdempotencyCache
 from smsgw.api.auth import Authenticator
@@ -38,6 +39,7 @@ from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.retry import RetryPolicy
 from smsgw.services.submitter import Submitter
 from smsgw.services.watch import Signal, WatchConfig, Watcher
+from smsgw.services.webhooks import WebhookConfig, WebhookDispatcher
 from smsgw.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,10 +110,16 @@ class Gateway:
         await self._start(submitter, listener)
         if s.relay_enabled:
             await self._start_relay(listener)
+        webhooks = WebhookRepository(self.db)
+        if s.webhooks_enabled:
+            await self._start(WebhookDispatcher(webhooks, EventLog(self.db), signal, WebhookConfig(
+                poll_seconds=s.webhook_poll_seconds, timeout_seconds=s.webhook_timeout_seconds,
+                retry_base_seconds=s.webhook_retry_base_seconds,
+                retry_cap_seconds=s.webhook_retry_cap_seconds)))
         servicer = SmsServicer(
             Authenticator(self.tenants), submitter, messages, watcher,
             ApiConfig(Limits(max_segments=s.max_segments, default_region=s.default_region),
-                      s.stream_chunks_in_flight, s.submit_batch_max))
+                      s.stream_chunks_in_flight, s.submit_batch_max), webhooks)
         await self._start_grpc(servicer)
         ops = OpsServer(s.http_address, self.readiness)
         await self._start(ops)

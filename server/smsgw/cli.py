@@ -81,6 +81,22 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--after", default="", help="resume after this cursor")
     watch.set_defaults(run=_watch)
 
+    webhook = commands.add_parser("webhook", help="manage signed status webhooks")
+    actions = webhook.add_subparsers(required=True, metavar="ACTION")
+    create_hook = actions.add_parser("create", help="register an endpoint (secret shown once)")
+    create_hook.add_argument("url")
+    create_hook.add_argument("--status", action="append", default=[], metavar="STATUS",
+                             help="deliver only these statuses (e.g. DELIVERED); repeatable")
+    list_hooks = actions.add_parser("list", help="list endpoints")
+    delete_hook = actions.add_parser("delete", help="remove an endpoint")
+    deliveries = actions.add_parser("deliveries", help="recent delivery attempts")
+    for name, command in (("create", create_hook), ("list", list_hooks),
+                          ("delete", delete_hook), ("deliveries", deliveries)):
+        if name in {"delete", "deliveries"}:
+            command.add_argument("endpoint_id")
+        _client_options(command)
+        command.set_defaults(run=_webhook, action=name)
+
     bench_command = commands.add_parser("bench", help="measure a running gateway; prints JSON")
     _client_options(bench_command)
     bench.add_arguments(bench_command)
@@ -227,6 +243,50 @@ async def _watch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
     return 0
+
+
+async def _webhook(args: argparse.Namespace, settings: Settings) -> int:
+    address, key = client_target(args, settings)
+    calls = {
+        "create": lambda s: s.CreateWebhookEndpoint(sms_pb2.CreateWebhookEndpointRequest(
+            url=args.url, statuses=[_status(name) for name in args.status])),
+        "list": lambda s: s.ListWebhookEndpoints(sms_pb2.ListWebhookEndpointsRequest()),
+        "delete": lambda s: s.DeleteWebhookEndpoint(
+            sms_pb2.DeleteWebhookEndpointRequest(id=args.endpoint_id)),
+        "deliveries": lambda s: s.ListWebhookDeliveries(
+            sms_pb2.ListWebhookDeliveriesRequest(endpoint_id=args.endpoint_id)),
+    }
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = _AuthorizedStub(sms_pb2_grpc.SmsServiceStub(channel), key)
+        try:
+            reply = await calls[args.action](stub)
+        except grpc.aio.AioRpcError as exc:
+            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True)))
+    if args.action == "create":
+        print("Keep the secret: it is shown only once.", file=sys.stderr)
+    return 0
+
+
+def _status(name: str) -> Any:
+    full = name.upper() if name.upper().startswith("MESSAGE_STATUS_") else \
+        f"MESSAGE_STATUS_{name.upper()}"
+    try:
+        return sms_pb2.MessageStatus.Value(full)
+    except ValueError:
+        raise SystemExit(f"unknown status {name!r}") from None
+
+
+class _AuthorizedStub:
+    """Adds the API key to every call of a generated stub."""
+
+    def __init__(self, stub: Any, key: str) -> None:
+        self._stub, self._metadata = stub, (("authorization", f"Bearer {key}"),)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._stub, name)
+        return lambda request: method(request, metadata=self._metadata, timeout=30)
 
 
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:

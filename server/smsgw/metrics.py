@@ -23,3 +23,5 @@ RECEIPTS = Counter(
     "sms_receipts_total", "Delivery receipts by result (delivered, undelivered, unmatched).",
     ["provider", "result"])
 WATCH_STREAMS = Gauge("sms_watch_streams", "Open WatchMessageStatus streams.")
+WEBHOOKS = Counter("sms_webhook_deliveries_total", "Webhook delivery attempts by result.",
+                   ["result"])

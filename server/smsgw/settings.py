@@ -64,6 +64,13 @@ class Settings:
     watch_heartbeat_seconds: float = 15.0
     watch_poll_seconds: float = 0.5
 
+    # Signed status webhooks.
+    webhooks_enabled: bool = True
+    webhook_poll_seconds: float = 1.0
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_cap_seconds: float = 3600.0
+
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from smsgw.adapters.postgres.webhooks import Delivery, Endpoint
 from smsgw.domain.model import Message, StatusEvent
 from smsgw.domain.validation import SendRequest
 from smsgw.proto import sms_pb2 as pb
@@ -70,3 +71,17 @@ def now() -> Timestamp:
 def _enum(value: int) -> Any:
     """Our IntEnums share the protobuf numbering; the stubs want their own NewType."""
     return cast(Any, int(value))
+
+
+def webhook_endpoint(e: Endpoint, *, with_secret: bool = False) -> pb.WebhookEndpoint:
+    return pb.WebhookEndpoint(
+        id=str(e.id), url=e.url, statuses=[_enum(s) for s in sorted(e.statuses)],
+        enabled=e.enabled, disabled_reason=e.disabled_reason,
+        secret=e.secret if with_secret else "", create_time=timestamp(e.created_at))
+
+
+def webhook_delivery(d: Delivery) -> pb.WebhookDelivery:
+    return pb.WebhookDelivery(
+        event_id=d.event_id, message_id=str(d.message_id), status=_enum(d.status),
+        attempt=d.attempt, http_status=d.http_status, error=d.error, duration_ms=d.duration_ms,
+        attempt_time=timestamp(d.created_at))

@@ -6,9 +6,11 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import ipaddress
 import json
 import uuid
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from smsgw.domain import phone
 from smsgw.domain.errors import FieldViolation, ValidationFailed
@@ -85,3 +87,33 @@ def _filter_hash(where: MessageFilter) -> str:
                  where.created_from and where.created_from.isoformat(),
                  where.created_before and where.created_before.isoformat()))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def webhook_url(url: str) -> str:
+    """https anywhere; plain http only to a loopback address, for development."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValidationFailed.single("url", "is not a URL") from None
+    if len(url) > 2048 or not parts.hostname or parts.scheme not in {"https", "http"}:
+        raise ValidationFailed.single("url", "must be an absolute https:// URL")
+    if parts.scheme == "http" and not _loopback(parts.hostname):
+        raise ValidationFailed.single("url", "must use https (http only for loopback addresses)")
+    return url
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def statuses(values: Sequence[int], field: str = "statuses") -> list[MessageStatus]:
+    known = {int(s) for s in MessageStatus}
+    for i, value in enumerate(values):
+        if value not in known:
+            raise ValidationFailed.single(f"{field}[{i}]", "is not a message status")
+    return [MessageStatus(v) for v in dict.fromkeys(values)]

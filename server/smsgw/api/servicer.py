@@ -15,6 +15,7 @@ import grpc
 
 from smsgw import metrics
 from smsgw.adapters.postgres.messages import MessageRepository
+from smsgw.adapters.postgres.webhooks import WebhookRepository
 from smsgw.api import convert, requests
 from smsgw.api.auth import Authenticator
 from smsgw.api.errors import grpc_code, rpc_status, trailing_metadata
@@ -27,6 +28,7 @@ from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
 from smsgw.services.submitter import Submitter
 from smsgw.services.watch import End, Heartbeat, Watcher
+from smsgw.services.webhooks import new_secret
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,8 @@ class ApiConfig:
 
 class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
     def __init__(self, auth: Authenticator, submitter: Submitter, messages: MessageRepository,
-                 watcher: Watcher, config: ApiConfig) -> None:
+                 watcher: Watcher, config: ApiConfig, webhooks: WebhookRepository) -> None:
+        self._webhooks = webhooks
         self._auth = auth
         self._submitter = submitter
         self._messages = messages
@@ -213,6 +216,43 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         raise errors.NotCancelable(
             f"message is {found[0].status.name}; only a message not yet handed to a provider "
             "can be canceled")
+
+    @unary
+    async def CreateWebhookEndpoint(self, request: pb.CreateWebhookEndpointRequest,
+                                    context: Context) -> pb.WebhookEndpoint:
+        tenant = await self._auth.tenant(context)
+        url = requests.webhook_url(request.url)
+        endpoint = await self._webhooks.create(tenant.id, url,
+                                               requests.statuses(request.statuses), new_secret())
+        return convert.webhook_endpoint(endpoint, with_secret=True)
+
+    @unary
+    async def ListWebhookEndpoints(self, request: pb.ListWebhookEndpointsRequest,
+                                   context: Context) -> pb.ListWebhookEndpointsResponse:
+        tenant = await self._auth.tenant(context)
+        return pb.ListWebhookEndpointsResponse(endpoints=[
+            convert.webhook_endpoint(e) for e in await self._webhooks.for_tenant(tenant.id)])
+
+    @unary
+    async def DeleteWebhookEndpoint(self, request: pb.DeleteWebhookEndpointRequest,
+                                    context: Context) -> pb.WebhookEndpoint:
+        tenant = await self._auth.tenant(context)
+        deleted = await self._webhooks.delete(tenant.id, requests.message_id(request.id))
+        if deleted is None:
+            raise errors.NotFound(f"webhook endpoint {request.id} not found")
+        return convert.webhook_endpoint(deleted)
+
+    @unary
+    async def ListWebhookDeliveries(self, request: pb.ListWebhookDeliveriesRequest,
+                                    context: Context) -> pb.ListWebhookDeliveriesResponse:
+        tenant = await self._auth.tenant(context)
+        endpoint = requests.message_id(request.endpoint_id, "endpoint_id")
+        if request.page_size < 0:
+            raise errors.ValidationFailed.single("page_size", "must not be negative")
+        found = await self._webhooks.deliveries(tenant.id, endpoint,
+                                                min(request.page_size or 50, 500))
+        return pb.ListWebhookDeliveriesResponse(
+            deliveries=[convert.webhook_delivery(d) for d in found])
 
     async def WatchMessageStatus(self, request: pb.WatchMessageStatusRequest,
                                  context: Context) -> AsyncIterator[pb.WatchMessageStatusResponse]:

@@ -79,6 +79,26 @@ class SmsServiceStub:
                 request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.CancelMessageRequest.SerializeToString,
                 response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.Message.FromString,
                 _registered_method=True)
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/ghasi.sms.v1.SmsService/CreateWebhookEndpoint',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/ghasi.sms.v1.SmsService/ListWebhookEndpoints',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookEndpoint = channel.unary_unary(
+                '/ghasi.sms.v1.SmsService/DeleteWebhookEndpoint',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/ghasi.sms.v1.SmsService/ListWebhookDeliveries',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
 
 
 class SmsServiceServicer:
@@ -155,6 +175,36 @@ class SmsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateWebhookEndpoint(self, request, context):
+        """Registers an HTTPS endpoint that receives status events as signed POSTs
+        (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).
+        The signing secret is returned once, in this response only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """The caller's webhook endpoints (secrets are never shown again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookEndpoint(self, request, context):
+        """Stops deliveries to an endpoint and removes it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Recent delivery attempts to one endpoint, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -192,6 +242,26 @@ def add_SmsServiceServicer_to_server(servicer, server):
                     servicer.CancelMessage,
                     request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.CancelMessageRequest.FromString,
                     response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.Message.SerializeToString,
+            ),
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'DeleteWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookEndpoint,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.DeleteWebhookEndpointRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -392,6 +462,114 @@ class SmsService:
             '/ghasi.sms.v1.SmsService/CancelMessage',
             ghasi_dot_sms_dot_v1_dot_sms__pb2.CancelMessageRequest.SerializeToString,
             ghasi_dot_sms_dot_v1_dot_sms__pb2.Message.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsService/CreateWebhookEndpoint',
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsService/ListWebhookEndpoints',
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsService/DeleteWebhookEndpoint',
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsService/ListWebhookDeliveries',
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesResponse.FromString,
             options,
             channel_credentials,
             insecure,

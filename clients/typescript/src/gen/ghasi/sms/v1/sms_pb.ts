@@ -15,7 +15,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file ghasi/sms/v1/sms.proto.
  */
 export const file_ghasi_sms_v1_sms: GenFile = /*@__PURE__*/
-  fileDesc("ChZnaGFzaS9zbXMvdjEvc21zLnByb3RvEgxnaGFzaS5zbXMudjEiKgoFRXJyb3ISDAoEY29kZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLtBAoHTWVzc2FnZRIKCgJpZBgBIAEoCRIKCgJ0bxgCIAEoCRIMCgRib2R5GAMgASgJEg4KBnNlbmRlchgEIAEoCRIoCghlbmNvZGluZxgFIAEoDjIWLmdoYXNpLnNtcy52MS5FbmNvZGluZxIQCghzZWdtZW50cxgGIAEoBRIrCgZzdGF0dXMYByABKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIQCghhdHRlbXB0cxgIIAEoBRIQCghwcm92aWRlchgJIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAogASgJEiIKBWVycm9yGAsgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEhgKEGNsaWVudF9yZWZlcmVuY2UYDCABKAkSNQoIbWV0YWRhdGEYDSADKAsyIy5naGFzaS5zbXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5EhcKD2lkZW1wb3RlbmN5X2tleRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbnRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZGVsaXZlcmVkX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLkAQoSU2VuZE1lc3NhZ2VSZXF1ZXN0EgoKAnRvGAEgASgJEgwKBGJvZHkYAiABKAkSDgoGc2VuZGVyGAMgASgJEhgKEGNsaWVudF9yZWZlcmVuY2UYBCABKAkSQAoIbWV0YWRhdGEYBSADKAsyLi5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChNTZW5kTWVzc2FnZXNSZXF1ZXN0Ei8KBWl0ZW1zGAEgAygLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdCJIChRTZW5kTWVzc2FnZXNSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8uZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVzdWx0IpUBChFTZW5kTWVzc2FnZVJlc3VsdBINCgVpbmRleBgBIAEoAxIYChBjbGllbnRfcmVmZXJlbmNlGAIgASgJEigKB21lc3NhZ2UYAyABKAsyFS5naGFzaS5zbXMudjEuTWVzc2FnZUgAEiMKBWVycm9yGAQgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiTgoYQmF0Y2hTZW5kTWVzc2FnZXNSZXF1ZXN0EjIKCHJlcXVlc3RzGAEgAygLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdCJNChlCYXRjaFNlbmRNZXNzYWdlc1Jlc3BvbnNlEjAKB3Jlc3VsdHMYASADKAsyHy5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXN1bHQiHwoRR2V0TWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAki4wEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLQoIc3RhdHVzZXMYAyADKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIKCgJ0bxgEIAEoCRI1ChFjcmVhdGVfdGltZV9zdGFydBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPY3JlYXRlX3RpbWVfZW5kGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChRMaXN0TWVzc2FnZXNSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLmdoYXNpLnNtcy52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJGChlXYXRjaE1lc3NhZ2VTdGF0dXNSZXF1ZXN0EhMKC21lc3NhZ2VfaWRzGAEgAygJEhQKDGFmdGVyX2N1cnNvchgCIAEoCSKlAQoaV2F0Y2hNZXNzYWdlU3RhdHVzUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGS5naGFzaS5zbXMudjEuU3RhdHVzRXZlbnRIABIsCgloZWFydGJlYXQYAiABKAsyFy5naGFzaS5zbXMudjEuSGVhcnRiZWF0SAASJQoDZW5kGAMgASgLMhYuZ2hhc2kuc21zLnYxLldhdGNoRW5kSABCBgoEa2luZCLCAgoLU3RhdHVzRXZlbnQSDgoGY3Vyc29yGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSNAoPcHJldmlvdXNfc3RhdHVzGAQgASgOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoFZXJyb3IYBiABKAsyEy5naGFzaS5zbXMudjEuRXJyb3ISEAoIcHJvdmlkZXIYByABKAkSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgFEhgKEGNsaWVudF9yZWZlcmVuY2UYCiABKAkiTAoJSGVhcnRiZWF0Eg4KBmN1cnNvchgBIAEoCRIvCgtzZXJ2ZXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSAoIV2F0Y2hFbmQSLAoGcmVhc29uGAEgASgOMhwuZ2hhc2kuc21zLnYxLldhdGNoRW5kUmVhc29uEg4KBmN1cnNvchgCIAEoCSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSquAgoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFU1FU1NBR0VfU1RBVFVTX1FVRVVFRBABEhoKFk1FU1NBR0VfU1RBVFVTX1NFTkRJTkcQAhIXChNNRVNTQUdFX1NUQVRVU19TRU5UEAMSHAoYTUVTU0FHRV9TVEFUVVNfREVMSVZFUkVEEAQSHgoaTUVTU0FHRV9TVEFUVVNfVU5ERUxJVkVSRUQQBRIZChVNRVNTQUdFX1NUQVRVU19GQUlMRUQQBhIbChdNRVNTQUdFX1NUQVRVU19DQU5DRUxFRBAHEhoKFk1FU1NBR0VfU1RBVFVTX0VYUElSRUQQCBIbChdNRVNTQUdFX1NUQVRVU19SRUpFQ1RFRBAJKkoKCEVuY29kaW5nEhgKFEVOQ09ESU5HX1VOU1BFQ0lGSUVEEAASEQoNRU5DT0RJTkdfR1NNNxABEhEKDUVOQ09ESU5HX1VDUzIQAip4Cg5XYXRjaEVuZFJlYXNvbhIgChxXQVRDSF9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASHgoaV0FUQ0hfRU5EX1JFQVNPTl9BTExfRklOQUwQARIkCiBXQVRDSF9FTkRfUkVBU09OX1NFUlZFUl9TSFVURE9XThACMpkGCgpTbXNTZXJ2aWNlEl8KC1NlbmRNZXNzYWdlEiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIheC0+STAhE6ASoiDC92MS9tZXNzYWdlcxJZCgxTZW5kTWVzc2FnZXMSIS5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VzUmVxdWVzdBoiLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZXNSZXNwb25zZSgBMAEShwEKEUJhdGNoU2VuZE1lc3NhZ2VzEiYuZ2hhc2kuc21zLnYxLkJhdGNoU2VuZE1lc3NhZ2VzUmVxdWVzdBonLmdoYXNpLnNtcy52MS5CYXRjaFNlbmRNZXNzYWdlc1Jlc3BvbnNlIiGC0+STAhs6ASoiFi92MS9tZXNzYWdlczpiYXRjaFNlbmQSXwoKR2V0TWVzc2FnZRIfLmdoYXNpLnNtcy52MS5HZXRNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIhmC0+STAhMSES92MS9tZXNzYWdlcy97aWR9EmsKDExpc3RNZXNzYWdlcxIhLmdoYXNpLnNtcy52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GiIuZ2hhc2kuc21zLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlIhSC0+STAg4SDC92MS9tZXNzYWdlcxKFAQoSV2F0Y2hNZXNzYWdlU3RhdHVzEicuZ2hhc2kuc21zLnYxLldhdGNoTWVzc2FnZVN0YXR1c1JlcXVlc3QaKC5naGFzaS5zbXMudjEuV2F0Y2hNZXNzYWdlU3RhdHVzUmVzcG9uc2UiGoLT5JMCFBISL3YxL21lc3NhZ2VzOndhdGNoMAESbwoNQ2FuY2VsTWVzc2FnZRIiLmdoYXNpLnNtcy52MS5DYW5jZWxNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIiOC0+STAh06ASoiGC92MS9tZXNzYWdlcy97aWR9OmNhbmNlbGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("ChZnaGFzaS9zbXMvdjEvc21zLnByb3RvEgxnaGFzaS5zbXMudjEiKgoFRXJyb3ISDAoEY29kZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSLtBAoHTWVzc2FnZRIKCgJpZBgBIAEoCRIKCgJ0bxgCIAEoCRIMCgRib2R5GAMgASgJEg4KBnNlbmRlchgEIAEoCRIoCghlbmNvZGluZxgFIAEoDjIWLmdoYXNpLnNtcy52MS5FbmNvZGluZxIQCghzZWdtZW50cxgGIAEoBRIrCgZzdGF0dXMYByABKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIQCghhdHRlbXB0cxgIIAEoBRIQCghwcm92aWRlchgJIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAogASgJEiIKBWVycm9yGAsgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEhgKEGNsaWVudF9yZWZlcmVuY2UYDCABKAkSNQoIbWV0YWRhdGEYDSADKAsyIy5naGFzaS5zbXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5EhcKD2lkZW1wb3RlbmN5X2tleRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbnRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZGVsaXZlcmVkX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLkAQoSU2VuZE1lc3NhZ2VSZXF1ZXN0EgoKAnRvGAEgASgJEgwKBGJvZHkYAiABKAkSDgoGc2VuZGVyGAMgASgJEhgKEGNsaWVudF9yZWZlcmVuY2UYBCABKAkSQAoIbWV0YWRhdGEYBSADKAsyLi5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChNTZW5kTWVzc2FnZXNSZXF1ZXN0Ei8KBWl0ZW1zGAEgAygLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdCJIChRTZW5kTWVzc2FnZXNSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8uZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVzdWx0IpUBChFTZW5kTWVzc2FnZVJlc3VsdBINCgVpbmRleBgBIAEoAxIYChBjbGllbnRfcmVmZXJlbmNlGAIgASgJEigKB21lc3NhZ2UYAyABKAsyFS5naGFzaS5zbXMudjEuTWVzc2FnZUgAEiMKBWVycm9yGAQgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiTgoYQmF0Y2hTZW5kTWVzc2FnZXNSZXF1ZXN0EjIKCHJlcXVlc3RzGAEgAygLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdCJNChlCYXRjaFNlbmRNZXNzYWdlc1Jlc3BvbnNlEjAKB3Jlc3VsdHMYASADKAsyHy5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXN1bHQiHwoRR2V0TWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAki4wEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLQoIc3RhdHVzZXMYAyADKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIKCgJ0bxgEIAEoCRI1ChFjcmVhdGVfdGltZV9zdGFydBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPY3JlYXRlX3RpbWVfZW5kGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChRMaXN0TWVzc2FnZXNSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLmdoYXNpLnNtcy52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJGChlXYXRjaE1lc3NhZ2VTdGF0dXNSZXF1ZXN0EhMKC21lc3NhZ2VfaWRzGAEgAygJEhQKDGFmdGVyX2N1cnNvchgCIAEoCSKlAQoaV2F0Y2hNZXNzYWdlU3RhdHVzUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGS5naGFzaS5zbXMudjEuU3RhdHVzRXZlbnRIABIsCgloZWFydGJlYXQYAiABKAsyFy5naGFzaS5zbXMudjEuSGVhcnRiZWF0SAASJQoDZW5kGAMgASgLMhYuZ2hhc2kuc21zLnYxLldhdGNoRW5kSABCBgoEa2luZCLCAgoLU3RhdHVzRXZlbnQSDgoGY3Vyc29yGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSNAoPcHJldmlvdXNfc3RhdHVzGAQgASgOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoFZXJyb3IYBiABKAsyEy5naGFzaS5zbXMudjEuRXJyb3ISEAoIcHJvdmlkZXIYByABKAkSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgFEhgKEGNsaWVudF9yZWZlcmVuY2UYCiABKAkiTAoJSGVhcnRiZWF0Eg4KBmN1cnNvchgBIAEoCRIvCgtzZXJ2ZXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSAoIV2F0Y2hFbmQSLAoGcmVhc29uGAEgASgOMhwuZ2hhc2kuc21zLnYxLldhdGNoRW5kUmVhc29uEg4KBmN1cnNvchgCIAEoCSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSLEAQoPV2ViaG9va0VuZHBvaW50EgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRItCghzdGF0dXNlcxgDIAMoDjIbLmdoYXNpLnNtcy52MS5NZXNzYWdlU3RhdHVzEg8KB2VuYWJsZWQYBCABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAUgASgJEg4KBnNlY3JldBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgocQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBILCgN1cmwYASABKAkSLQoIc3RhdHVzZXMYAiADKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cyIdChtMaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QiUAocTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRIwCgllbmRwb2ludHMYASADKAsyHS5naGFzaS5zbXMudjEuV2ViaG9va0VuZHBvaW50IioKHERlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAki4AEKD1dlYmhvb2tEZWxpdmVyeRIQCghldmVudF9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEisKBnN0YXR1cxgDIAEoDjIbLmdoYXNpLnNtcy52MS5NZXNzYWdlU3RhdHVzEg8KB2F0dGVtcHQYBCABKAUSEwoLaHR0cF9zdGF0dXMYBSABKAUSDQoFZXJyb3IYBiABKAkSEwoLZHVyYXRpb25fbXMYByABKAUSMAoMYXR0ZW1wdF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGChxMaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBSJSCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRIxCgpkZWxpdmVyaWVzGAEgAygLMh0uZ2hhc2kuc21zLnYxLldlYmhvb2tEZWxpdmVyeSquAgoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFU1FU1NBR0VfU1RBVFVTX1FVRVVFRBABEhoKFk1FU1NBR0VfU1RBVFVTX1NFTkRJTkcQAhIXChNNRVNTQUdFX1NUQVRVU19TRU5UEAMSHAoYTUVTU0FHRV9TVEFUVVNfREVMSVZFUkVEEAQSHgoaTUVTU0FHRV9TVEFUVVNfVU5ERUxJVkVSRUQQBRIZChVNRVNTQUdFX1NUQVRVU19GQUlMRUQQBhIbChdNRVNTQUdFX1NUQVRVU19DQU5DRUxFRBAHEhoKFk1FU1NBR0VfU1RBVFVTX0VYUElSRUQQCBIbChdNRVNTQUdFX1NUQVRVU19SRUpFQ1RFRBAJKkoKCEVuY29kaW5nEhgKFEVOQ09ESU5HX1VOU1BFQ0lGSUVEEAASEQoNRU5DT0RJTkdfR1NNNxABEhEKDUVOQ09ESU5HX1VDUzIQAip4Cg5XYXRjaEVuZFJlYXNvbhIgChxXQVRDSF9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASHgoaV0FUQ0hfRU5EX1JFQVNPTl9BTExfRklOQUwQARIkCiBXQVRDSF9FTkRfUkVBU09OX1NFUlZFUl9TSFVURE9XThACMt8KCgpTbXNTZXJ2aWNlEl8KC1NlbmRNZXNzYWdlEiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIheC0+STAhE6ASoiDC92MS9tZXNzYWdlcxJZCgxTZW5kTWVzc2FnZXMSIS5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VzUmVxdWVzdBoiLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZXNSZXNwb25zZSgBMAEShwEKEUJhdGNoU2VuZE1lc3NhZ2VzEiYuZ2hhc2kuc21zLnYxLkJhdGNoU2VuZE1lc3NhZ2VzUmVxdWVzdBonLmdoYXNpLnNtcy52MS5CYXRjaFNlbmRNZXNzYWdlc1Jlc3BvbnNlIiGC0+STAhs6ASoiFi92MS9tZXNzYWdlczpiYXRjaFNlbmQSXwoKR2V0TWVzc2FnZRIfLmdoYXNpLnNtcy52MS5HZXRNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIhmC0+STAhMSES92MS9tZXNzYWdlcy97aWR9EmsKDExpc3RNZXNzYWdlcxIhLmdoYXNpLnNtcy52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GiIuZ2hhc2kuc21zLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlIhSC0+STAg4SDC92MS9tZXNzYWdlcxKFAQoSV2F0Y2hNZXNzYWdlU3RhdHVzEicuZ2hhc2kuc21zLnYxLldhdGNoTWVzc2FnZVN0YXR1c1JlcXVlc3QaKC5naGFzaS5zbXMudjEuV2F0Y2hNZXNzYWdlU3RhdHVzUmVzcG9uc2UiGoLT5JMCFBISL3YxL21lc3NhZ2VzOndhdGNoMAESbwoNQ2FuY2VsTWVzc2FnZRIiLmdoYXNpLnNtcy52MS5DYW5jZWxNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIiOC0+STAh06ASoiGC92MS9tZXNzYWdlcy97aWR9OmNhbmNlbBKDAQoVQ3JlYXRlV2ViaG9va0VuZHBvaW50EiouZ2hhc2kuc21zLnYxLkNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaHS5naGFzaS5zbXMudjEuV2ViaG9va0VuZHBvaW50Ih+C0+STAhk6ASoiFC92MS93ZWJob29rRW5kcG9pbnRzEosBChRMaXN0V2ViaG9va0VuZHBvaW50cxIpLmdoYXNpLnNtcy52MS5MaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QaKi5naGFzaS5zbXMudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZSIcgtPkkwIWEhQvdjEvd2ViaG9va0VuZHBvaW50cxKFAQoVRGVsZXRlV2ViaG9va0VuZHBvaW50EiouZ2hhc2kuc21zLnYxLkRlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaHS5naGFzaS5zbXMudjEuV2ViaG9va0VuZHBvaW50IiGC0+STAhsqGS92MS93ZWJob29rRW5kcG9pbnRzL3tpZH0SpwEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIqLmdoYXNpLnNtcy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0GisuZ2hhc2kuc21zLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlIjWC0+STAi8SLS92MS93ZWJob29rRW5kcG9pbnRzL3tlbmRwb2ludF9pZH0vZGVsaXZlcmllc2IGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * Why a message failed, as reported by the gateway or the provider.
@@ -631,6 +631,232 @@ export const CancelMessageRequestSchema: GenMessage<CancelMessageRequest> = /*@_
   messageDesc(file_ghasi_sms_v1_sms, 16);
 
 /**
+ * Where status events are POSTed for a tenant.
+ *
+ * @generated from message ghasi.sms.v1.WebhookEndpoint
+ */
+export type WebhookEndpoint = Message$1<"ghasi.sms.v1.WebhookEndpoint"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * https:// (or http:// to a loopback address, for development).
+   *
+   * @generated from field: string url = 2;
+   */
+  url: string;
+
+  /**
+   * The statuses to deliver; empty means all of them.
+   *
+   * @generated from field: repeated ghasi.sms.v1.MessageStatus statuses = 3;
+   */
+  statuses: MessageStatus[];
+
+  /**
+   * @generated from field: bool enabled = 4;
+   */
+  enabled: boolean;
+
+  /**
+   * Why deliveries stopped, e.g. "the endpoint answered 410 Gone".
+   *
+   * @generated from field: string disabled_reason = 5;
+   */
+  disabledReason: string;
+
+  /**
+   * The Standard Webhooks signing secret ("whsec_..."): set only in the
+   * response to CreateWebhookEndpoint.
+   *
+   * @generated from field: string secret = 6;
+   */
+  secret: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp create_time = 7;
+   */
+  createTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.WebhookEndpoint.
+ * Use `create(WebhookEndpointSchema)` to create a new message.
+ */
+export const WebhookEndpointSchema: GenMessage<WebhookEndpoint> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 17);
+
+/**
+ * @generated from message ghasi.sms.v1.CreateWebhookEndpointRequest
+ */
+export type CreateWebhookEndpointRequest = Message$1<"ghasi.sms.v1.CreateWebhookEndpointRequest"> & {
+  /**
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * @generated from field: repeated ghasi.sms.v1.MessageStatus statuses = 2;
+   */
+  statuses: MessageStatus[];
+};
+
+/**
+ * Describes the message ghasi.sms.v1.CreateWebhookEndpointRequest.
+ * Use `create(CreateWebhookEndpointRequestSchema)` to create a new message.
+ */
+export const CreateWebhookEndpointRequestSchema: GenMessage<CreateWebhookEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 18);
+
+/**
+ * @generated from message ghasi.sms.v1.ListWebhookEndpointsRequest
+ */
+export type ListWebhookEndpointsRequest = Message$1<"ghasi.sms.v1.ListWebhookEndpointsRequest"> & {
+};
+
+/**
+ * Describes the message ghasi.sms.v1.ListWebhookEndpointsRequest.
+ * Use `create(ListWebhookEndpointsRequestSchema)` to create a new message.
+ */
+export const ListWebhookEndpointsRequestSchema: GenMessage<ListWebhookEndpointsRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 19);
+
+/**
+ * @generated from message ghasi.sms.v1.ListWebhookEndpointsResponse
+ */
+export type ListWebhookEndpointsResponse = Message$1<"ghasi.sms.v1.ListWebhookEndpointsResponse"> & {
+  /**
+   * @generated from field: repeated ghasi.sms.v1.WebhookEndpoint endpoints = 1;
+   */
+  endpoints: WebhookEndpoint[];
+};
+
+/**
+ * Describes the message ghasi.sms.v1.ListWebhookEndpointsResponse.
+ * Use `create(ListWebhookEndpointsResponseSchema)` to create a new message.
+ */
+export const ListWebhookEndpointsResponseSchema: GenMessage<ListWebhookEndpointsResponse> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 20);
+
+/**
+ * @generated from message ghasi.sms.v1.DeleteWebhookEndpointRequest
+ */
+export type DeleteWebhookEndpointRequest = Message$1<"ghasi.sms.v1.DeleteWebhookEndpointRequest"> & {
+  /**
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.DeleteWebhookEndpointRequest.
+ * Use `create(DeleteWebhookEndpointRequestSchema)` to create a new message.
+ */
+export const DeleteWebhookEndpointRequestSchema: GenMessage<DeleteWebhookEndpointRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 21);
+
+/**
+ * One attempt to deliver one event.
+ *
+ * @generated from message ghasi.sms.v1.WebhookDelivery
+ */
+export type WebhookDelivery = Message$1<"ghasi.sms.v1.WebhookDelivery"> & {
+  /**
+   * The event's cursor, also sent as the webhook-id header.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * @generated from field: string message_id = 2;
+   */
+  messageId: string;
+
+  /**
+   * @generated from field: ghasi.sms.v1.MessageStatus status = 3;
+   */
+  status: MessageStatus;
+
+  /**
+   * @generated from field: int32 attempt = 4;
+   */
+  attempt: number;
+
+  /**
+   * The endpoint's HTTP status; 0 when no answer came (timeout, refused).
+   *
+   * @generated from field: int32 http_status = 5;
+   */
+  httpStatus: number;
+
+  /**
+   * @generated from field: string error = 6;
+   */
+  error: string;
+
+  /**
+   * @generated from field: int32 duration_ms = 7;
+   */
+  durationMs: number;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp attempt_time = 8;
+   */
+  attemptTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.WebhookDelivery.
+ * Use `create(WebhookDeliverySchema)` to create a new message.
+ */
+export const WebhookDeliverySchema: GenMessage<WebhookDelivery> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 22);
+
+/**
+ * @generated from message ghasi.sms.v1.ListWebhookDeliveriesRequest
+ */
+export type ListWebhookDeliveriesRequest = Message$1<"ghasi.sms.v1.ListWebhookDeliveriesRequest"> & {
+  /**
+   * @generated from field: string endpoint_id = 1;
+   */
+  endpointId: string;
+
+  /**
+   * At most this many (default 50, at most 500).
+   *
+   * @generated from field: int32 page_size = 2;
+   */
+  pageSize: number;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.ListWebhookDeliveriesRequest.
+ * Use `create(ListWebhookDeliveriesRequestSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesRequestSchema: GenMessage<ListWebhookDeliveriesRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 23);
+
+/**
+ * @generated from message ghasi.sms.v1.ListWebhookDeliveriesResponse
+ */
+export type ListWebhookDeliveriesResponse = Message$1<"ghasi.sms.v1.ListWebhookDeliveriesResponse"> & {
+  /**
+   * @generated from field: repeated ghasi.sms.v1.WebhookDelivery deliveries = 1;
+   */
+  deliveries: WebhookDelivery[];
+};
+
+/**
+ * Describes the message ghasi.sms.v1.ListWebhookDeliveriesResponse.
+ * Use `create(ListWebhookDeliveriesResponseSchema)` to create a new message.
+ */
+export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveriesResponse> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 24);
+
+/**
  * Lifecycle of a message. Allowed transitions are enforced by the server:
  * QUEUED -> SENDING -> SENT -> DELIVERED | UNDELIVERED, with FAILED, CANCELED,
  * EXPIRED and REJECTED as the other final states.
@@ -871,6 +1097,48 @@ export const SmsService: GenService<{
     methodKind: "unary";
     input: typeof CancelMessageRequestSchema;
     output: typeof MessageSchema;
+  },
+  /**
+   * Registers an HTTPS endpoint that receives status events as signed POSTs
+   * (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).
+   * The signing secret is returned once, in this response only.
+   *
+   * @generated from rpc ghasi.sms.v1.SmsService.CreateWebhookEndpoint
+   */
+  createWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof CreateWebhookEndpointRequestSchema;
+    output: typeof WebhookEndpointSchema;
+  },
+  /**
+   * The caller's webhook endpoints (secrets are never shown again).
+   *
+   * @generated from rpc ghasi.sms.v1.SmsService.ListWebhookEndpoints
+   */
+  listWebhookEndpoints: {
+    methodKind: "unary";
+    input: typeof ListWebhookEndpointsRequestSchema;
+    output: typeof ListWebhookEndpointsResponseSchema;
+  },
+  /**
+   * Stops deliveries to an endpoint and removes it.
+   *
+   * @generated from rpc ghasi.sms.v1.SmsService.DeleteWebhookEndpoint
+   */
+  deleteWebhookEndpoint: {
+    methodKind: "unary";
+    input: typeof DeleteWebhookEndpointRequestSchema;
+    output: typeof WebhookEndpointSchema;
+  },
+  /**
+   * Recent delivery attempts to one endpoint, newest first.
+   *
+   * @generated from rpc ghasi.sms.v1.SmsService.ListWebhookDeliveries
+   */
+  listWebhookDeliveries: {
+    methodKind: "unary";
+    input: typeof ListWebhookDeliveriesRequestSchema;
+    output: typeof ListWebhookDeliveriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ghasi_sms_v1_sms, 0);

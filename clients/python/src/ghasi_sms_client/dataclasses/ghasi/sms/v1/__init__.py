@@ -7,12 +7,18 @@ __all__ = (
     "BatchSendMessagesRequest",
     "BatchSendMessagesResponse",
     "CancelMessageRequest",
+    "CreateWebhookEndpointRequest",
+    "DeleteWebhookEndpointRequest",
     "Encoding",
     "Error",
     "GetMessageRequest",
     "Heartbeat",
     "ListMessagesRequest",
     "ListMessagesResponse",
+    "ListWebhookDeliveriesRequest",
+    "ListWebhookDeliveriesResponse",
+    "ListWebhookEndpointsRequest",
+    "ListWebhookEndpointsResponse",
     "Message",
     "MessageStatus",
     "SendMessageRequest",
@@ -25,6 +31,8 @@ __all__ = (
     "WatchEndReason",
     "WatchMessageStatusRequest",
     "WatchMessageStatusResponse",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 )
 
 import datetime
@@ -230,6 +238,28 @@ default_message_pool.register_message("ghasi.sms.v1", "CancelMessageRequest", Ca
 
 
 @dataclass(eq=False, repr=False)
+class CreateWebhookEndpointRequest(betterproto2.Message):
+    url: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    statuses: "list[MessageStatus]" = betterproto2.field(2, betterproto2.TYPE_ENUM, repeated=True)
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "CreateWebhookEndpointRequest", CreateWebhookEndpointRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class DeleteWebhookEndpointRequest(betterproto2.Message):
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "DeleteWebhookEndpointRequest", DeleteWebhookEndpointRequest
+)
+
+
+@dataclass(eq=False, repr=False)
 class Error(betterproto2.Message):
     """
     Why a message failed, as reported by the gateway or the provider.
@@ -328,6 +358,55 @@ class ListMessagesResponse(betterproto2.Message):
 
 
 default_message_pool.register_message("ghasi.sms.v1", "ListMessagesResponse", ListMessagesResponse)
+
+
+@dataclass(eq=False, repr=False)
+class ListWebhookDeliveriesRequest(betterproto2.Message):
+    endpoint_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    page_size: "int" = betterproto2.field(2, betterproto2.TYPE_INT32)
+    """
+    At most this many (default 50, at most 500).
+    """
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "ListWebhookDeliveriesRequest", ListWebhookDeliveriesRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListWebhookDeliveriesResponse(betterproto2.Message):
+    deliveries: "list[WebhookDelivery]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "ListWebhookDeliveriesResponse", ListWebhookDeliveriesResponse
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListWebhookEndpointsRequest(betterproto2.Message):
+    pass
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "ListWebhookEndpointsRequest", ListWebhookEndpointsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class ListWebhookEndpointsResponse(betterproto2.Message):
+    endpoints: "list[WebhookEndpoint]" = betterproto2.field(
+        1, betterproto2.TYPE_MESSAGE, repeated=True
+    )
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "ListWebhookEndpointsResponse", ListWebhookEndpointsResponse
+)
 
 
 @dataclass(eq=False, repr=False)
@@ -614,6 +693,81 @@ default_message_pool.register_message(
 )
 
 
+@dataclass(eq=False, repr=False)
+class WebhookDelivery(betterproto2.Message):
+    """
+    One attempt to deliver one event.
+    """
+
+    event_id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The event's cursor, also sent as the webhook-id header.
+    """
+
+    message_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    status: "MessageStatus" = betterproto2.field(
+        3, betterproto2.TYPE_ENUM, default_factory=lambda: MessageStatus(0)
+    )
+
+    attempt: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
+
+    http_status: "int" = betterproto2.field(5, betterproto2.TYPE_INT32)
+    """
+    The endpoint's HTTP status; 0 when no answer came (timeout, refused).
+    """
+
+    error: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+
+    duration_ms: "int" = betterproto2.field(7, betterproto2.TYPE_INT32)
+
+    attempt_time: "datetime.datetime | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+
+
+default_message_pool.register_message("ghasi.sms.v1", "WebhookDelivery", WebhookDelivery)
+
+
+@dataclass(eq=False, repr=False)
+class WebhookEndpoint(betterproto2.Message):
+    """
+    Where status events are POSTed for a tenant.
+    """
+
+    id: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+
+    url: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    https:// (or http:// to a loopback address, for development).
+    """
+
+    statuses: "list[MessageStatus]" = betterproto2.field(3, betterproto2.TYPE_ENUM, repeated=True)
+    """
+    The statuses to deliver; empty means all of them.
+    """
+
+    enabled: "bool" = betterproto2.field(4, betterproto2.TYPE_BOOL)
+
+    disabled_reason: "str" = betterproto2.field(5, betterproto2.TYPE_STRING)
+    """
+    Why deliveries stopped, e.g. "the endpoint answered 410 Gone".
+    """
+
+    secret: "str" = betterproto2.field(6, betterproto2.TYPE_STRING)
+    """
+    The Standard Webhooks signing secret ("whsec_..."): set only in the
+    response to CreateWebhookEndpoint.
+    """
+
+    create_time: "datetime.datetime | None" = betterproto2.field(
+        7, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+
+
+default_message_pool.register_message("ghasi.sms.v1", "WebhookEndpoint", WebhookEndpoint)
+
+
 class SmsServiceStub(betterproto2_grpclib.ServiceStub):
     """
     SmsService is the one place Ghasi platforms send SMS through.
@@ -785,6 +939,95 @@ class SmsServiceStub(betterproto2_grpclib.ServiceStub):
             "/ghasi.sms.v1.SmsService/CancelMessage",
             message,
             Message,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def create_webhook_endpoint(
+        self,
+        message: "CreateWebhookEndpointRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "WebhookEndpoint":
+        """
+        Registers an HTTPS endpoint that receives status events as signed POSTs
+        (Standard Webhooks: webhook-id, webhook-timestamp, webhook-signature).
+        The signing secret is returned once, in this response only.
+        """
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsService/CreateWebhookEndpoint",
+            message,
+            WebhookEndpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_webhook_endpoints(
+        self,
+        message: "ListWebhookEndpointsRequest | None" = None,
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListWebhookEndpointsResponse":
+        """
+        The caller's webhook endpoints (secrets are never shown again).
+        """
+
+        if message is None:
+            message = ListWebhookEndpointsRequest()
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsService/ListWebhookEndpoints",
+            message,
+            ListWebhookEndpointsResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def delete_webhook_endpoint(
+        self,
+        message: "DeleteWebhookEndpointRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "WebhookEndpoint":
+        """
+        Stops deliveries to an endpoint and removes it.
+        """
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsService/DeleteWebhookEndpoint",
+            message,
+            WebhookEndpoint,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def list_webhook_deliveries(
+        self,
+        message: "ListWebhookDeliveriesRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "ListWebhookDeliveriesResponse":
+        """
+        Recent delivery attempts to one endpoint, newest first.
+        """
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsService/ListWebhookDeliveries",
+            message,
+            ListWebhookDeliveriesResponse,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,

@@ -149,9 +149,19 @@ async def client_for(address: str, key: str) -> AsyncIterator[Client]:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: all held open until all are chosen."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @dataclass
@@ -189,6 +199,23 @@ async def _wait_serving(address: str, process: subprocess.Popen[bytes], log: Pat
     raise RuntimeError(f"server did not become ready:\n{log.read_text()[-3000:]}")
 
 
+async def _wait_http(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log.read_text()[-3000:]}")
+        with contextlib.suppress(OSError):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+            ok = (await reader.readline()).startswith(b"HTTP/1.1 200")
+            writer.close()
+            await writer.wait_closed()
+            if ok:
+                return
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"server's http listener did not come up:\n{log.read_text()[-3000:]}")
+
+
 @pytest_asyncio.fixture
 async def start_server(
     database_url: str, redis_url: str, tmp_path: Path,
@@ -197,7 +224,7 @@ async def start_server(
     started: list[ServerProcess] = []
 
     async def start(**overrides: object) -> ServerProcess:
-        grpc_port, http_port, rest_port = free_port(), free_port(), free_port()
+        grpc_port, http_port, rest_port = free_ports(3)
         env = {
             **os.environ,
             "SMSGW_DATABASE_URL": database_url, "SMSGW_REDIS_URL": redis_url,
@@ -218,6 +245,7 @@ async def start_server(
         server = ServerProcess(process, address, http_port, log, f"http://127.0.0.1:{rest_port}")
         started.append(server)
         await _wait_serving(server.address, process, log)
+        await _wait_http(http_port, process, log)  # the last part to start
         return server
 
     yield start

@@ -125,7 +125,8 @@ class Gateway:
         await self._start(ops)
         self.http_port = ops.port
         if s.rest_enabled:
-            self._rest = RestProxy(s.rest_address, self.grpc_port, s.data_dir / "rest")
+            self._rest = RestProxy(s.rest_address, self.grpc_port, self.http_port,
+                                   s.data_dir / "rest")
             await self._rest.start()
         self._stack.append(_Poller(self._sample_outbox_depth, 5.0))
         await self._stack[-1].start()

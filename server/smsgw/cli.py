@@ -177,7 +177,8 @@ async def _until_signalled() -> None:
 
 
 async def _rest_config(args: argparse.Namespace, settings: Settings) -> int:
-    path = rest_proxy.write_config(args.directory, settings.rest_address, args.grpc_port)
+    ops_port = int(settings.http_address.rpartition(":")[2])
+    path = rest_proxy.write_config(args.directory, settings.rest_address, args.grpc_port, ops_port)
     print(json.dumps({"envoy_config": str(path), "envoy": str(rest_proxy.envoy_binary())}))
     return 0
 

@@ -12,7 +12,10 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from smsgw.api import rest_check
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+MAX_BODY = 5 * 1024 * 1024
 
 
 class OpsServer:
@@ -41,21 +44,37 @@ class OpsServer:
         try:
             async with asyncio.timeout(5):
                 request_line = await reader.readline()
-                while (await reader.readline()).strip():
-                    pass  # headers: not needed
+                length = await self._content_length(reader)
+                payload = await reader.readexactly(length) if length else b""
             parts = request_line.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) >= 2 else ""
-            status, content_type, body = await self._route(path)
+            verb, target = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
+            if target.startswith(rest_check.PREFIX):
+                code, body = rest_check.check(verb, target, payload)
+                status = "200 OK" if code == 200 else "400 Bad Request"
+                content_type = "application/json"
+            else:
+                status, content_type, body = await self._route(target.split("?")[0])
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
             await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError, asyncio.IncompleteReadError, ValueError):
             pass
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    @staticmethod
+    async def _content_length(reader: asyncio.StreamReader) -> int:
+        length = 0
+        while line := (await reader.readline()).strip():
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        if length > MAX_BODY:
+            raise ValueError("body too large")
+        return length
 
     async def _route(self, path: str) -> tuple[str, str, bytes]:
         if path == "/metrics":

@@ -91,8 +91,13 @@ async def test_rest_errors_are_http_statuses_with_a_json_status_body(start_serve
     assert status == 409
     assert body["details"][0]["reason"] == "IDEMPOTENCY_KEY_REUSED"
     assert (await rest("GET", f"{base}?no_such_filter=1", key))[0] == 400
-    assert (await rest("POST", base, key, raw=b"{not json"))[0] == 400
-    assert (await rest("POST", base, key, {"to": 5, "body": ["x"]}))[0] == 400
+    for bad_body, field in ((b"{not json", "request_body"),
+                            (b'{"to": 5, "body": "x", "idempotency_key": "t"}', "to"),
+                            (b'{"to": "+16502530000", "bodyy": "x", "idempotency_key": "u"}',
+                             "bodyy")):
+        status, body = await rest("POST", base, key, raw=bad_body)
+        violations = next(d for d in body["details"] if d["@type"].endswith("BadRequest"))
+        assert status == 400 and violations["field_violations"][0]["field"] == field
     status, listed = await rest("GET", base, key)
     assert status == 200 and len(listed["messages"]) == 1  # nothing bad was written
 

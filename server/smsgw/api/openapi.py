@@ -54,7 +54,7 @@ def document(service: ServiceDescriptor | None = None) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
     for method in service.methods:
-        rule = _http_rule(method)
+        rule = http_rule(method)
         if rule is None:
             continue
         verb, path, body = rule
@@ -76,7 +76,7 @@ def document(service: ServiceDescriptor | None = None) -> dict[str, Any]:
     }
 
 
-def _http_rule(method: MethodDescriptor) -> tuple[str, str, str] | None:
+def http_rule(method: MethodDescriptor) -> tuple[str, str, str] | None:
     options = method.GetOptions()
     if not options.HasExtension(annotations_pb2.http):
         return None

@@ -56,7 +56,8 @@ def _collect(file: FileDescriptor, ordered: list[FileDescriptor], seen: set[str]
     ordered.append(file)
 
 
-def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> dict[str, Any]:
+def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
+                 ops_port: int) -> dict[str, Any]:
     host, _, port = rest_address.rpartition(":")
     transcoder = {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3"
@@ -95,6 +96,7 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> di
             }],
         },
         "http_filters": [
+            {"name": "envoy.filters.http.ext_authz", "typed_config": _strict_json_check()},
             {"name": "envoy.filters.http.grpc_json_transcoder", "typed_config": transcoder},
             {"name": "envoy.filters.http.router", "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
@@ -110,7 +112,7 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> di
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": manager}]}],
             }],
-            "clusters": [{
+            "clusters": [_plain_cluster("ops", ops_port), {
                 "name": "grpc", "type": "STATIC", "connect_timeout": "2s",
                 "typed_extension_protocol_options": {
                     "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
@@ -125,15 +127,41 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path) -> di
     }
 
 
+def _strict_json_check() -> dict[str, Any]:
+    """Envoy sends each request (with its body) to rest_check first."""
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
+        "transport_api_version": "V3",
+        "failure_mode_allow": False,
+        "with_request_body": {"max_request_bytes": MAX_BODY_BYTES,
+                              "allow_partial_message": True},
+        "http_service": {
+            "server_uri": {"uri": "http://127.0.0.1", "cluster": "ops", "timeout": "2s"},
+            "path_prefix": "/rest-check",
+            "authorization_response": {"allowed_client_headers": {
+                "patterns": [{"exact": "content-type"}]}},
+        },
+    }
+
+
+def _plain_cluster(name: str, port: int) -> dict[str, Any]:
+    return {"name": name, "type": "STATIC", "connect_timeout": "2s",
+            "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": port}}}}]}]}}
+
+
 def _static(path: str, content_type: str, body: str) -> dict[str, Any]:
     return {
         "match": {"path": path},
         "direct_response": {"status": 200, "body": {"inline_string": body}},
         "response_headers_to_add": [{"header": {"key": "content-type", "value": content_type}}],
         # Not an RPC: the transcoder would refuse it as an unknown method.
-        "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": {
-            "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
-            "disabled": True}},
+        "typed_per_filter_config": {
+            name: {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                   "disabled": True}
+            for name in ("envoy.filters.http.grpc_json_transcoder",
+                         "envoy.filters.http.ext_authz")},
     }
 
 
@@ -174,13 +202,14 @@ fetch("/openapi.json").then(r => r.json()).then(doc => {
 """
 
 
-def write_config(directory: Path, rest_address: str, grpc_port: int) -> Path:
+def write_config(directory: Path, rest_address: str, grpc_port: int, ops_port: int) -> Path:
     """Writes the descriptor set and the Envoy config; returns the config's path."""
     directory.mkdir(parents=True, exist_ok=True)
     descriptor = directory / "sms_descriptor.binpb"
     descriptor.write_bytes(descriptor_set())
     config = directory / "envoy.json"
-    config.write_text(json.dumps(envoy_config(rest_address, grpc_port, descriptor), indent=2))
+    config.write_text(json.dumps(envoy_config(rest_address, grpc_port, descriptor, ops_port),
+                                 indent=2))
     return config
 
 
@@ -193,16 +222,18 @@ def envoy_binary() -> Path:
 class RestProxy:
     """Runs Envoy as a child process for as long as the gateway runs."""
 
-    def __init__(self, rest_address: str, grpc_port: int, work_dir: Path) -> None:
+    def __init__(self, rest_address: str, grpc_port: int, ops_port: int, work_dir: Path) -> None:
         self._rest_address = rest_address
         self._grpc_port = grpc_port
+        self._ops_port = ops_port
         self._work_dir = work_dir
         self._process: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
         if self._process is not None:
             return
-        config = write_config(self._work_dir, self._rest_address, self._grpc_port)
+        config = write_config(self._work_dir, self._rest_address, self._grpc_port,
+                              self._ops_port)
         log_file = (self._work_dir / "envoy.log").open("ab")
         self._process = subprocess.Popen(  # noqa: S603, ASYNC220 - our own binary and config
             [str(envoy_binary()), "--config-path", str(config), "--log-level", "warn",

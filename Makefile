@@ -7,7 +7,7 @@ TS     := clients/typescript
 # Node.js is needed only for the TypeScript client; `make run` works without it.
 NPM    := $(shell command -v npm 2>/dev/null)
 
-.PHONY: run test check lint typecheck generate check-generated buf-lint buf-breaking bench clean
+.PHONY: run test check lint typecheck generate check-generated buf-lint buf-breaking rest-config bench clean
 
 $(STAMP): pyproject.toml clients/python/pyproject.toml $(TS)/package-lock.json
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -54,6 +54,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+## rest-config: Envoy's config and descriptor set, for running the REST proxy as a sidecar
+rest-config: $(STAMP)
+	$(BIN)/smsgw rest-config build/rest
 
 ## bench: measure a running gateway (see docs/benchmarks.md)
 bench: $(STAMP)

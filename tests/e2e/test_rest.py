@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -35,6 +36,40 @@ def call(method: str, url: str, key: str | None, body: object = None,
         return status, [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError:
         return status, {"text": text}  # Envoy's own plain-text refusals
+
+
+async def post_oversized(base_url: str, key: str, size: int) -> tuple[int, dict]:
+    """Streams a huge body, and stops writing once the proxy has answered (as curl does)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write((f"POST /v1/messages HTTP/1.1\r\nhost: {host}\r\n"
+                  f"authorization: Bearer {key}\r\ncontent-type: application/json\r\n"
+                  f"content-length: {size}\r\n\r\n").encode())
+
+    async def body() -> None:
+        chunk = b"a" * 65536
+        for _ in range(size // len(chunk)):
+            writer.write(chunk)
+            await writer.drain()
+
+    sending = asyncio.create_task(body())
+    try:
+        async with asyncio.timeout(30):
+            status = int((await reader.readline()).split()[1])
+            length = 0
+            while line := (await reader.readline()).strip():
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            answer = json.loads(await reader.readexactly(length))
+    finally:
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sending
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    return status, answer
 
 
 async def rest(*args, **kwargs):
@@ -98,6 +133,8 @@ async def test_rest_errors_are_http_statuses_with_a_json_status_body(start_serve
         status, body = await rest("POST", base, key, raw=bad_body)
         violations = next(d for d in body["details"] if d["@type"].endswith("BadRequest"))
         assert status == 400 and violations["field_violations"][0]["field"] == field
+    status, body = await post_oversized(server.rest_url, key, 5_000_000)
+    assert status == 400 and body["details"][1]["field_violations"][0]["field"] == "request_body"
     status, listed = await rest("GET", base, key)
     assert status == 200 and len(listed["messages"]) == 1  # nothing bad was written
 

@@ -168,8 +168,14 @@ export class SmsClient {
     let cursor = options.afterCursor ?? "";
     let failures = 0;
     for (;;) {
+      // Cancels the call when the caller stops iterating (a `break` would otherwise leave the
+      // HTTP/2 stream, and the process, running).
+      const call = new AbortController();
       try {
-        for await (const item of this.client.watchMessageStatus({ messageIds, afterCursor: cursor })) {
+        for await (const item of this.client.watchMessageStatus(
+          { messageIds, afterCursor: cursor },
+          { signal: call.signal },
+        )) {
           failures = 0;
           const kind = item.kind;
           if (kind.case === "event") {
@@ -186,6 +192,8 @@ export class SmsClient {
         failures += 1;
         const failure = SmsError.from(error);
         if (!RETRYABLE.has(failure.code) || failures >= this.retry.maxAttempts) throw failure;
+      } finally {
+        call.abort();
       }
       await sleep(this.backoff(Math.max(failures, 1)));
     }

@@ -70,3 +70,17 @@ test("sendMany answers every item once, in order, with bounded chunks in flight"
   );
   assert.equal(results.filter((r) => r.result.case === "error").length, 124);
 });
+
+test("watch resumes after a cursor without gaps or repeats", async () => {
+  const sms = client();
+  const message = await sms.send("+16502530000", "resume me");
+  const seen: MessageStatus[] = [];
+  let cursor = "";
+  for await (const event of sms.watch([message.id])) {
+    seen.push(event.status);
+    cursor = event.cursor;
+    if (seen.length === 2) break; // hang up part-way
+  }
+  for await (const event of sms.watch([message.id], { afterCursor: cursor })) seen.push(event.status);
+  assert.deepEqual(seen, [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED]);
+});

@@ -83,6 +83,7 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
         "codec_type": "AUTO",
         # Watch streams stay open: no idle or stream timeout at the proxy.
         "stream_idle_timeout": "0s",
+        "local_reply_config": {"mappers": [_too_large_is_bad_request()]},
         "route_config": {
             "max_direct_response_body_size_bytes": 1024 * 1024,
             "virtual_hosts": [{
@@ -124,6 +125,27 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
                         "address": "127.0.0.1", "port_value": grpc_port}}}}]}]},
             }],
         },
+    }
+
+
+def _too_large_is_bad_request() -> dict[str, Any]:
+    """The proxy's own 413 becomes our 400 with a google.rpc.Status, like every bad input."""
+    status = json.dumps({
+        "code": 3,
+        "message": f"invalid request: request_body: larger than {MAX_BODY_BYTES} bytes",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "INVALID_ARGUMENT",
+             "domain": "sms.ghasi.io"},
+            {"@type": "type.googleapis.com/google.rpc.BadRequest", "field_violations": [
+                {"field": "request_body", "description": f"larger than {MAX_BODY_BYTES} bytes"}]},
+        ]})
+    return {
+        "filter": {"status_code_filter": {"comparison": {
+            "op": "EQ", "value": {"default_value": 413, "runtime_key": "smsgw.rest.too_large"}}}},
+        "status_code": 400,
+        "body": {"inline_string": status},
+        "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
+                                 "content_type": "application/json"},
     }
 
 

@@ -129,6 +129,8 @@ class AsyncSmsClient:
                 failures += 1
                 if not self._retry.should_retry(error.code(), failures):
                     raise SmsError.from_rpc_error(error) from None
+            finally:
+                call.cancel()  # also when the caller stops iterating early
             await asyncio.sleep(self._retry.delay(max(failures, 1)))
 
     async def _unary(self, method: Callable[..., Awaitable[T]], request: Any,

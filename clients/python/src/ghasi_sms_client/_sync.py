@@ -118,6 +118,8 @@ class SmsClient:
                 failures += 1
                 if not self._retry.should_retry(error.code(), failures):
                     raise SmsError.from_rpc_error(error) from None
+            finally:
+                call.cancel()  # also when the caller stops iterating early
             time.sleep(self._retry.delay(max(failures, 1)))
 
     def _unary(self, method: Callable[..., T], request: Any, timeout: float | None) -> T:

@@ -199,7 +199,8 @@ async def _wait_serving(address: str, process: subprocess.Popen[bytes], log: Pat
     raise RuntimeError(f"server did not become ready:\n{log.read_text()[-3000:]}")
 
 
-async def _wait_http(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+async def _wait_http(port: int, process: subprocess.Popen[bytes], log: Path,
+                     expect: bytes = b"HTTP/1.1 200") -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -207,7 +208,7 @@ async def _wait_http(port: int, process: subprocess.Popen[bytes], log: Path) -> 
         with contextlib.suppress(OSError):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
-            ok = (await reader.readline()).startswith(b"HTTP/1.1 200")
+            ok = (await reader.readline()).startswith(expect)
             writer.close()
             await writer.wait_closed()
             if ok:
@@ -245,7 +246,10 @@ async def start_server(
         server = ServerProcess(process, address, http_port, log, f"http://127.0.0.1:{rest_port}")
         started.append(server)
         await _wait_serving(server.address, process, log)
-        await _wait_http(http_port, process, log)  # the last part to start
+        await _wait_http(http_port, process, log)
+        if str(overrides.get("rest_enabled", "")).lower() == "true":
+            # Envoy starts after the ops server; any answer means it is up.
+            await _wait_http(rest_port, process, log, expect=b"HTTP/1.1 ")
         return server
 
     yield start

@@ -271,9 +271,7 @@ class RestProxy:
             assert self._process is not None
             if self._process.poll() is not None:
                 raise RuntimeError(f"envoy exited; see {self._work_dir / 'envoy.log'}")
-            with contextlib.suppress(OSError):
-                _reader, writer = await asyncio.open_connection(host or "127.0.0.1", int(port))
-                writer.close()
+            if await _answers_http(host or "127.0.0.1", int(port)):
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError(f"envoy did not listen on {self._rest_address}")
@@ -288,3 +286,26 @@ class RestProxy:
         except subprocess.TimeoutExpired:
             process.kill()
             await asyncio.to_thread(process.wait)
+
+
+async def _answers_http(host: str, port: int) -> bool:
+    """True once Envoy answers a request, not merely accepts a connection.
+
+    Envoy binds its listener before its workers run; a bare connect can
+    succeed during that window and the first real request still be refused.
+    """
+    try:
+        async with asyncio.timeout(2):
+            reader, writer = await asyncio.open_connection(host, port)
+            try:
+                writer.write(b"GET /v1/messages HTTP/1.1\r\nhost: probe\r\n"
+                             b"connection: close\r\n\r\n")
+                await writer.drain()
+                return (await reader.readline()).startswith(b"HTTP/1.1 ")
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return False
+

@@ -14,9 +14,10 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from smsgw import metrics
+from smsgw import metrics, pool
 from smsgw.adapters.postgres import migrator
 from smsgw.adapters.postgres.database import Database
+from smsgw.adapters.postgres.dead_letters import DeadLetterRepository
 from smsgw.adapters.postgres.events import EventLog
 from smsgw.adapters.postgres.listener import Listener
 from smsgw.adapters.postgres.messages import MessageRepository
@@ -24,8 +25,8 @@ from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.adapters.postgres.receipts import ReceiptRepository
 from smsgw.adapters.postgres.tenants import TenantDirectory
 from smsgw.adapters.postgres.webhooks import WebhookRepository
-from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.redis_idempotency import RedisIdempotencyCache
+from smsgw.api.admin import AdminServicer
 from smsgw.api.auth import Authenticator
 from smsgw.api.interceptors import TolerantDecoding
 from smsgw.api.rest_proxy import RestProxy
@@ -33,10 +34,9 @@ from smsgw.api.servicer import ApiConfig, SmsServicer
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.validation import Limits
 from smsgw.http import OpsServer
-from smsgw.proto import sms_pb2, sms_pb2_grpc
+from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
 from smsgw.services.receipts import ReceiptProcessor
 from smsgw.services.relay import Relay, RelayConfig
-from smsgw.services.retry import RetryPolicy
 from smsgw.services.submitter import Submitter
 from smsgw.services.watch import Signal, WatchConfig, Watcher
 from smsgw.services.webhooks import WebhookConfig, WebhookDispatcher
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = sms_pb2.DESCRIPTOR.services_by_name["SmsService"].full_name
+ADMIN_SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["SmsAdminService"].full_name
 
 
 async def resolve_stores(settings: Settings) -> tuple[Settings, EmbeddedServices | None]:
@@ -80,6 +81,7 @@ class Gateway:
     _server: grpc.aio.Server | None = None
     _rest: RestProxy | None = None
     _shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    callbacks: dict[str, Any] = field(default_factory=dict)  # carriers' status callbacks
 
     async def start(self) -> None:
         self.settings, self._embedded = await resolve_stores(self.settings)
@@ -120,8 +122,9 @@ class Gateway:
             Authenticator(self.tenants), submitter, messages, watcher,
             ApiConfig(Limits(max_segments=s.max_segments, default_region=s.default_region),
                       s.stream_chunks_in_flight, s.submit_batch_max), webhooks)
-        await self._start_grpc(servicer)
-        ops = OpsServer(s.http_address, self.readiness)
+        await self._start_grpc(servicer, AdminServicer(
+            Authenticator(self.tenants), DeadLetterRepository(self.db)))
+        ops = OpsServer(s.http_address, self.readiness, callbacks=self.callbacks)
         await self._start(ops)
         self.http_port = ops.port
         if s.rest_enabled:
@@ -133,18 +136,18 @@ class Gateway:
 
     async def _start_relay(self, listener: Listener) -> None:
         s = self.settings
-        simulator = CarrierSimulator(SimulatorConfig(
-            s.simulator_latency_ms, s.simulator_failure_rate, s.simulator_permanent_failure_rate,
-            s.simulator_receipt_delay_ms, s.simulator_undelivered_rate))
         receipts = ReceiptProcessor(ReceiptRepository(self.db))
         await self._start(receipts)
-        await simulator.start(receipts.accept)
-        self._stack.append(simulator)
-        relay = Relay(self.outbox, simulator, RelayConfig(
+        dispatcher = pool.build(s, self.redis)
+        for slot in dispatcher.slots.values():
+            await slot.port.start(receipts.accept)
+            self._stack.append(slot.port)
+            if hasattr(slot.port, "handle_callback"):
+                self.callbacks[slot.name] = slot.port
+        relay = Relay(self.outbox, dispatcher, RelayConfig(
             batch_size=s.relay_batch_size, max_in_flight=s.relay_max_in_flight,
             poll_seconds=s.relay_poll_seconds, lease_seconds=s.relay_lease_seconds,
-            max_age_seconds=s.message_max_age_seconds),
-            RetryPolicy(s.retry_max_attempts, s.retry_base_seconds, s.retry_cap_seconds))
+            max_age_seconds=s.message_max_age_seconds))
         listener.subscribe("smsgw_outbox", relay.wake)
         await self._start(relay)
 
@@ -153,17 +156,19 @@ class Gateway:
             await part.start()
             self._stack.append(part)
 
-    async def _start_grpc(self, servicer: SmsServicer) -> None:
-        server = grpc.aio.server(interceptors=[TolerantDecoding(f"/{SERVICE_NAME}/")], options=[
+    async def _start_grpc(self, servicer: SmsServicer, admin: AdminServicer) -> None:
+        tolerant = TolerantDecoding((f"/{SERVICE_NAME}/", f"/{ADMIN_SERVICE_NAME}/"))
+        server = grpc.aio.server(interceptors=[tolerant], options=[
             ("grpc.max_receive_message_length", 16 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 60_000),
         ])
         sms_pb2_grpc.add_SmsServiceServicer_to_server(servicer, server)
+        admin_pb2_grpc.add_SmsAdminServiceServicer_to_server(admin, server)
         health = health_aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name[
-                "Health"].full_name), server)
+            (SERVICE_NAME, ADMIN_SERVICE_NAME, reflection.SERVICE_NAME,
+             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         self.grpc_port = server.add_insecure_port(self.settings.grpc_address)
         await server.start()
         await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)

@@ -22,7 +22,7 @@ from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.tenants import TenantDirectory
 from smsgw.api import rest_proxy
 from smsgw.app import Gateway, apply_migrations, resolve_stores
-from smsgw.proto import sms_pb2, sms_pb2_grpc
+from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
 from smsgw.settings import Settings
 
 LOCAL_TENANT = "local"
@@ -65,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     tenant_commands = tenant.add_subparsers(required=True, metavar="ACTION")
     create = tenant_commands.add_parser("create", help="create a tenant and print a new API key")
     create.add_argument("name")
+    create.add_argument("--scope", action="append", choices=("send", "admin"), default=[],
+                        help="what the key may do (repeatable; default: send)")
     create.set_defaults(run=_tenant_create)
+
+    _operator_commands(commands)
 
     send = commands.add_parser("send", help="send one message")
     _client_options(send)
@@ -102,6 +106,35 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_arguments(bench_command)
     bench_command.set_defaults(run=_bench)
     return parser
+
+
+def _operator_commands(commands: Any) -> None:
+    """Keys, the dead-letter queue and the SMSC simulator: for operators, not tenants."""
+    key = commands.add_parser("key", help="manage API keys")
+    key_commands = key.add_subparsers(required=True, metavar="ACTION")
+    create_key = key_commands.add_parser("create", help="issue another key for a tenant")
+    create_key.add_argument("--tenant", required=True, dest="name")
+    create_key.add_argument("--scope", action="append", choices=("send", "admin"), default=[],
+                            help="what the key may do (repeatable; default: send)")
+    create_key.set_defaults(run=_tenant_create)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue (needs an admin-scoped key)")
+    dlq_actions = dlq.add_subparsers(required=True, metavar="ACTION")
+    list_dlq = dlq_actions.add_parser("list", help="dead letters, newest first, as JSON lines")
+    replay = dlq_actions.add_parser("replay", help="send dead letters again (each at most once)")
+    replay.add_argument("message_ids", nargs="*", help="default: every one the filter matches")
+    for command in (list_dlq, replay):
+        _client_options(command)
+        command.add_argument("--tenant-id", default="")
+        command.add_argument("--provider", default="")
+        command.add_argument("--error-code", default="")
+        command.add_argument("--pending", action="store_true", help="only those not replayed")
+        command.set_defaults(run=_dlq, action=(command is replay and "replay") or "list")
+
+    smsc = commands.add_parser("smsc-sim", add_help=False,
+                               help="run the SMSC simulator (SMPP 3.4 server); --help for options")
+    smsc.add_argument("options", nargs=argparse.REMAINDER)
+    smsc.set_defaults(run=_smsc_sim)
 
 
 def _client_options(parser: argparse.ArgumentParser) -> None:
@@ -202,13 +235,14 @@ async def _tenant_create(args: argparse.Namespace, settings: Settings) -> int:
         db = Database(settings.database_url, pool_size=2)
         await db.open()
         try:
-            tenant, key = await TenantDirectory(db).create(args.name)
+            tenant, key = await TenantDirectory(db).create(args.name, args.scope or ["send"])
         finally:
             await db.close()
     finally:
         if embedded is not None:
             embedded.stop()
-    print(json.dumps({"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key}))
+    print(json.dumps({"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key,
+                      "scopes": sorted(tenant.scopes)}))
     print("Keep this key: it is shown only once.", file=sys.stderr)
     return 0
 
@@ -268,6 +302,39 @@ async def _webhook(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "create":
         print("Keep the secret: it is shown only once.", file=sys.stderr)
     return 0
+
+
+async def _dlq(args: argparse.Namespace, settings: Settings) -> int:
+    address, key = client_target(args, settings)
+    where = admin_pb2.DeadLetterFilter(tenant_id=args.tenant_id, provider=args.provider,
+                                       error_code=args.error_code, pending_only=args.pending)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = _AuthorizedStub(admin_pb2_grpc.SmsAdminServiceStub(channel), key)
+        try:
+            if args.action == "replay":
+                reply = await stub.ReplayDeadLetters(admin_pb2.ReplayDeadLettersRequest(
+                    message_ids=args.message_ids, filter=where))
+                for result in reply.results:
+                    print(json.dumps(MessageToDict(result, preserving_proto_field_name=True)))
+                return 0
+            token = ""
+            while True:
+                page = await stub.ListDeadLetters(admin_pb2.ListDeadLettersRequest(
+                    filter=where, page_size=200, page_token=token))
+                for item in page.dead_letters:
+                    print(json.dumps(MessageToDict(item, preserving_proto_field_name=True)))
+                if not (token := page.next_page_token):
+                    return 0
+        except grpc.aio.AioRpcError as exc:
+            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+
+
+async def _smsc_sim(args: argparse.Namespace, settings: Settings) -> int:
+    """Runs the simulator in this process's place, so signals reach it directly."""
+    del settings
+    os.execv(sys.executable,  # noqa: S606 - our own module, no shell
+             [sys.executable, "-m", "smsgw.simulators.smsc", *args.options])
 
 
 def _status(name: str) -> Any:

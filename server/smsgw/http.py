@@ -1,28 +1,53 @@
-"""A tiny HTTP listener for /metrics, /healthz and /readyz.
+"""A tiny HTTP listener for /metrics, /healthz, /readyz and carriers' status callbacks.
 
-Operations traffic only (a scrape every few seconds, probes), so a minimal
-asyncio server beats another web framework in the dependency list.
+Operations traffic only (a scrape every few seconds, probes, one callback or
+two per message), so a minimal asyncio server beats another web framework in
+the dependency list.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+from typing import Protocol
+from urllib.parse import parse_qsl
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from smsgw.api import rest_check
 
+log = logging.getLogger(__name__)
+
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 MAX_BODY = 5 * 1024 * 1024
+CALLBACK_PREFIX = "/callbacks/"
+_SIGNATURE_HEADER = "x-twilio-signature"
+
+
+class CallbackHandler(Protocol):
+    """A carrier adapter that takes its status callbacks over HTTP.
+
+    Synchronous: checking a signature and handing a receipt to a sink never
+    waits, and a sync call cannot be left half done by a dropped connection.
+    """
+
+    def handle_callback(self, query: str, form: Mapping[str, str], signature: str | None) -> int:
+        """Returns the HTTP status to answer with (204 taken, 403 bad signature...)."""
+        ...
 
 
 class OpsServer:
-    def __init__(self, address: str, readiness: ReadinessCheck) -> None:
+    def __init__(self, address: str, readiness: ReadinessCheck, *,
+                 callbacks: Mapping[str, CallbackHandler] | None = None) -> None:
         self._host, _, port = address.rpartition(":")
         self._port = int(port)
         self._readiness = readiness
+        # Held, not copied, and read per request: a provider whose callback URL names
+        # the port this server bound (port 0) can be registered after start().
+        self._callbacks: Mapping[str, CallbackHandler] = {} if callbacks is None else callbacks
         self._server: asyncio.Server | None = None
 
     @property
@@ -44,7 +69,7 @@ class OpsServer:
         try:
             async with asyncio.timeout(5):
                 request_line = await reader.readline()
-                length = await self._content_length(reader)
+                length, signature = await self._headers(reader)
                 payload = await reader.readexactly(length) if length else b""
             parts = request_line.decode("latin-1").split()
             verb, target = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
@@ -52,6 +77,8 @@ class OpsServer:
                 code, body = rest_check.check(verb, target, payload)
                 status = "200 OK" if code == 200 else "400 Bad Request"
                 content_type = "application/json"
+            elif target.startswith(CALLBACK_PREFIX):
+                status, content_type, body = self._callback(verb, target, payload, signature)
             else:
                 status, content_type, body = await self._route(target.split("?")[0])
             writer.write(
@@ -66,15 +93,39 @@ class OpsServer:
                 await writer.wait_closed()
 
     @staticmethod
-    async def _content_length(reader: asyncio.StreamReader) -> int:
-        length = 0
+    async def _headers(reader: asyncio.StreamReader) -> tuple[int, str | None]:
+        """The body's length and the carrier's signature header: all we ever need."""
+        length, signature = 0, None
         while line := (await reader.readline()).strip():
             name, _, value = line.decode("latin-1").partition(":")
-            if name.strip().lower() == "content-length":
+            name = name.strip().lower()
+            if name == "content-length":
                 length = int(value.strip())
+            elif name == _SIGNATURE_HEADER:
+                signature = value.strip()
         if length > MAX_BODY:
             raise ValueError("body too large")
-        return length
+        return length, signature
+
+    def _callback(self, verb: str, target: str, payload: bytes,
+                  signature: str | None) -> tuple[str, str, bytes]:
+        path, _, query = target.partition("?")
+        handler = self._callbacks.get(path.removeprefix(CALLBACK_PREFIX))
+        if handler is None:
+            return "404 Not Found", "text/plain", b"not found\n"
+        if verb != "POST":
+            return "405 Method Not Allowed", "text/plain", b"POST only\n"
+        try:
+            form = dict(parse_qsl(payload.decode(), keep_blank_values=True, max_num_fields=200))
+        except ValueError:  # not UTF-8, or absurdly many fields
+            return "400 Bad Request", "text/plain", b"bad form body\n"
+        try:
+            code = handler.handle_callback(query, form, signature)
+        except Exception:
+            # Answer anyway: a 5xx tells the carrier to try again, silence tells it nothing.
+            log.exception("carrier callback failed", extra={"path": path})
+            code = 500
+        return f"{code} {HTTPStatus(code).phrase}", "text/plain", b""
 
     async def _route(self, path: str) -> tuple[str, str, bytes]:
         if path == "/metrics":

@@ -10,7 +10,8 @@ SUBMITTED = Counter(
     "sms_submitted_total", "Send requests by outcome (accepted, replayed, rejected).",
     ["outcome"])
 DISPATCH = Counter(
-    "sms_dispatch_total", "Hand-overs to providers by outcome (sent, retry, failed, expired).",
+    "sms_dispatch_total",
+    "Hand-overs to providers by outcome (sent, retry, failover, deferred, failed, expired).",
     ["provider", "outcome"])
 DELIVERY_LATENCY = Histogram(
     "sms_delivery_latency_seconds", "Time from accept to provider acknowledgement.",
@@ -25,3 +26,12 @@ RECEIPTS = Counter(
 WATCH_STREAMS = Gauge("sms_watch_streams", "Open WatchMessageStatus streams.")
 WEBHOOKS = Counter("sms_webhook_deliveries_total", "Webhook delivery attempts by result.",
                    ["result"])
+CARRIER_CALLBACKS = Counter(
+    "sms_carrier_callbacks_total",
+    "Carrier status callbacks by result (accepted, ignored, rejected: bad signature).",
+    ["provider", "result"])
+BREAKER_STATE = Gauge(
+    "circuit_breaker_state", "Circuit breaker per provider: 0 closed, 1 open, 2 half-open.",
+    ["provider"])
+DEAD_LETTERS = Counter("sms_dead_letters_total", "Messages that exhausted their retries.",
+                       ["provider"])

@@ -7,33 +7,47 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from smsgw.domain.encoding import Encoding
 from smsgw.domain.status import MessageStatus
 
 
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
-    """What a provider needs to send one message, and nothing more."""
+    """What a provider needs to send one message, and nothing more.
+
+    Every adapter passes ``id`` to the provider as its client reference, so a
+    message sent twice (a relay killed mid-send) can be traced at the carrier.
+    """
 
     id: uuid.UUID
-    to: str
+    tenant_id: uuid.UUID
+    to: str  # E.164, with the leading +
     body: str
     sender: str
     attempt: int
+    encoding: Encoding
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
     provider_message_id: str
+    # Every part's id when the provider acknowledged a long message in parts
+    # (SMPP); the first is provider_message_id. Receipts may name any of them.
+    part_ids: tuple[str, ...] = ()
 
 
 class ProviderError(Exception):
     """A provider refused or failed a send; ``retryable`` decides what happens next."""
 
-    def __init__(self, code: str, description: str, *, retryable: bool) -> None:
+    def __init__(self, code: str, description: str, *, retryable: bool,
+                 throttled: bool = False) -> None:
         super().__init__(f"{code}: {description}")
         self.code = code
         self.description = description
         self.retryable = retryable
+        # The carrier is up but wants less traffic: retry later, and don't
+        # count it towards opening the circuit breaker.
+        self.throttled = throttled
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from smsgw.domain.retry import RetryPolicy
+from smsgw.domain.routing import RouteRule
+from smsgw.provider_settings import ProviderSettings, parse_providers, parse_routes
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,10 +52,17 @@ class Settings:
     relay_max_in_flight: int = 2000
     relay_poll_seconds: float = 1.0
     relay_lease_seconds: float = 60.0
+    # Defaults for every provider (each may set its own): the seeds' schedule,
+    # 30 s doubling to at most 30 min, five attempts, with full jitter.
     retry_max_attempts: int = 5
-    retry_base_seconds: float = 1.0
-    retry_cap_seconds: float = 300.0
+    retry_base_seconds: float = 30.0
+    retry_cap_seconds: float = 1800.0
     message_max_age_seconds: float = 86400.0
+    # The provider pool. None configured: the carrier simulator alone.
+    providers: tuple[ProviderSettings, ...] = ()
+    routes: tuple[RouteRule, ...] = ()
+    # Where carriers reach our HTTP listener for status callbacks.
+    public_http_url: str | None = None
 
     # The carrier simulator, the default provider.
     simulator_latency_ms: float = 20.0
@@ -59,6 +70,10 @@ class Settings:
     simulator_permanent_failure_rate: float = 0.0
     simulator_receipt_delay_ms: float = 500.0
     simulator_undelivered_rate: float = 0.0
+    simulator_timeout_rate: float = 0.0
+    simulator_lost_receipt_rate: float = 0.0
+    simulator_late_receipt_rate: float = 0.0
+    simulator_late_receipt_ms: float = 30000.0
 
     # Watch streams.
     watch_heartbeat_seconds: float = 15.0
@@ -86,20 +101,33 @@ class Settings:
             for f in fields(cls) if f"SMSGW_{f.name.upper()}" in env
         })
         values.update(overrides)
-        return cls.from_mapping(values)
+        return cls.from_mapping(values, env)
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+    def from_mapping(cls, values: Mapping[str, Any],
+                     environ: Mapping[str, str] | None = None) -> Settings:
         hints = get_type_hints(cls)
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-        settings = cls(**{k: _coerce(k, hints[k], v) for k, v in values.items()})
+        plain = {k: v for k, v in values.items() if k not in ("providers", "routes")}
+        settings = cls(**{k: _coerce(k, hints[k], v) for k, v in plain.items()})
+        default_retry = RetryPolicy(settings.retry_max_attempts, settings.retry_base_seconds,
+                                    settings.retry_cap_seconds)
+        settings = dataclasses.replace(
+            settings,
+            providers=parse_providers(values.get("providers", ()), environ or {}, default_retry),
+            routes=parse_routes(values.get("routes", ())))
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        names = {p.name for p in self.providers} or {"simulator"}
+        for route in self.routes:
+            unknown = {p.name for p in route.providers} - names
+            if unknown:
+                raise ValueError(f"route {route.name}: unknown providers {', '.join(unknown)}")
         if not 0.0 <= self.simulator_failure_rate <= 1.0:
             raise ValueError("simulator_failure_rate must be between 0 and 1")
         if self.submit_batch_max < 1 or self.relay_batch_size < 1:

@@ -16,15 +16,21 @@ MIGRATIONS = REPO_ROOT / "migrations"
 
 EXPECTED_COLUMNS = {
     "tenants": {"id", "name", "created_at"},
-    "api_keys": {"key_hash", "tenant_id", "key_prefix", "created_at", "revoked_at"},
+    "api_keys": {"key_hash", "tenant_id", "key_prefix", "created_at", "revoked_at", "scopes"},
     "messages": {"id", "tenant_id", "idempotency_key", "fingerprint", "to_number", "body",
                  "sender", "encoding", "segments", "status", "attempts", "client_reference",
                  "metadata", "provider", "provider_message_id", "error_code",
-                 "error_description", "created_at", "updated_at", "sent_at", "delivered_at"},
+                 "error_description", "created_at", "updated_at", "sent_at", "delivered_at",
+                 "traffic_class", "route"},
     "outbox": {"message_id", "due_at", "lease_owner"},
     "message_events": {"id", "txid", "message_id", "tenant_id", "status", "previous_status",
                        "occurred_at", "attempt", "provider", "provider_message_id",
                        "error_code", "error_description", "client_reference"},
+    "message_parts": {"provider", "provider_message_id", "message_id", "part", "status",
+                      "error_code", "error_description"},
+    "dead_letters": {"message_id", "tenant_id", "provider", "route", "error_code",
+                     "error_description", "request", "attempts", "dead_at",
+                     "replay_message_id", "replayed_at"},
 }
 
 

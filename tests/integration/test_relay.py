@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import uuid
 
 import pytest
@@ -15,10 +16,13 @@ import pytest
 from smsgw.adapters.postgres.messages import MessageRepository
 from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.adapters.postgres.tenants import TenantDirectory
+from smsgw.domain.breaker import BreakerConfig, CircuitBreaker
+from smsgw.domain.retry import RetryPolicy
+from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.domain.validation import Limits, SendRequest, validate
 from smsgw.ports import OutboundMessage, ProviderError, ReceiptSink, SendResult
+from smsgw.services.dispatch import Dispatcher, ProviderSlot
 from smsgw.services.relay import Relay, RelayConfig
-from smsgw.services.retry import RetryPolicy
 from smsgw.services.submitter import Submitter
 
 pytestmark = pytest.mark.integration
@@ -44,6 +48,15 @@ class CountingProvider:
         if message.attempt in self.failures:
             raise self.failures[message.attempt]
         return SendResult(provider_message_id=f"p-{message.id.hex}-{message.attempt}")
+
+
+def pool(provider, retry: RetryPolicy | None = None) -> Dispatcher:
+    """One provider behind a breaker that never opens: these tests are about the relay."""
+    patient = BreakerConfig(consecutive_failures=10**6, min_calls=10**6)
+    slot = ProviderSlot(provider, CircuitBreaker(patient), retry or RetryPolicy(),
+                        max_in_flight=1000)
+    return Dispatcher(Router([RouteRule("all", (WeightedProvider(provider.name),))]),
+                      {provider.name: slot})
 
 
 async def accept(db, count: int) -> list[uuid.UUID]:
@@ -79,7 +92,7 @@ async def run_relays(relays, db) -> None:
 async def test_two_relays_share_the_outbox_and_send_each_message_once(db):
     ids = await accept(db, 400)
     provider = CountingProvider()
-    relays = [Relay(OutboxRepository(db), provider, FAST, RetryPolicy(), owner=name)
+    relays = [Relay(OutboxRepository(db), pool(provider), FAST, owner=name)
               for name in ("relay-a", "relay-b")]
     await run_relays(relays, db)
     assert set(provider.sent) == set(ids)
@@ -96,7 +109,7 @@ async def test_a_dead_relays_lease_is_taken_over(db):
     claimed = await outbox.claim("dead-relay", limit=100, lease_seconds=0.3)
     assert {m.id for m in claimed} == set(ids)
     provider = CountingProvider()
-    survivor = Relay(outbox, provider, FAST, RetryPolicy(), owner="survivor")
+    survivor = Relay(outbox, pool(provider), FAST, owner="survivor")
     assert await outbox.claim("survivor", limit=100, lease_seconds=30) == []  # still leased
     await run_relays([survivor], db)
     assert set(provider.sent) == set(ids)
@@ -112,8 +125,9 @@ async def test_a_dead_relays_lease_is_taken_over(db):
 async def test_retryable_failure_reschedules_with_backoff_and_keeps_the_count(db):
     await accept(db, 5)
     provider = CountingProvider({1: ProviderError("THROTTLED", "slow down", retryable=True)})
-    relay = Relay(OutboxRepository(db), provider, FAST,
-                  RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.1))
+    relay = Relay(OutboxRepository(db),
+                  pool(provider, RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.1)),
+                  FAST)
     await run_relays([relay], db)
     assert set(provider.sent.values()) == {2}
     async with db.connection() as conn:
@@ -129,24 +143,30 @@ async def test_retryable_failure_reschedules_with_backoff_and_keeps_the_count(db
 async def test_permanent_failure_and_exhausted_retries_end_in_failed(db):
     await accept(db, 4)
     permanent = CountingProvider({1: ProviderError("REJECTED", "bad number", retryable=False)})
-    await run_relays([Relay(OutboxRepository(db), permanent, FAST, RetryPolicy())], db)
+    await run_relays([Relay(OutboxRepository(db), pool(permanent), FAST)], db)
     assert set(permanent.sent.values()) == {1}
     assert await statuses(db) == {6: 4}
 
     await accept(db, 3)
     always = CountingProvider({n: ProviderError("DOWN", "5xx", retryable=True) for n in (1, 2)})
-    await run_relays([Relay(OutboxRepository(db), always, FAST,
-                            RetryPolicy(max_attempts=2, base_seconds=0.01))], db)
+    await run_relays([Relay(OutboxRepository(db),
+                            pool(always, RetryPolicy(max_attempts=2, base_seconds=0.01)),
+                            FAST)], db)
     assert set(always.sent.values()) == {2}
     async with db.connection() as conn:
         failed = await conn.fetch("SELECT error_code FROM messages WHERE status = 6")
     assert [r[0] for r in failed].count("DOWN") == 3
+    async with db.connection() as conn:
+        dead = await conn.fetch("SELECT attempts FROM dead_letters")
+    # Exhausted retries (not a permanent refusal) land in the dead letters, every attempt kept.
+    assert len(dead) == 3
+    assert all([a["attempt"] for a in json.loads(r[0])] == [1, 2] for r in dead)
 
 
 async def test_messages_past_their_maximum_age_expire_unsent(db):
     await accept(db, 3)
     provider = CountingProvider()
     stale = RelayConfig(poll_seconds=0.05, max_age_seconds=0, coalesce_seconds=0.001)
-    await run_relays([Relay(OutboxRepository(db), provider, stale, RetryPolicy())], db)
+    await run_relays([Relay(OutboxRepository(db), pool(provider), stale)], db)
     assert not provider.sent
     assert await statuses(db) == {8: 3}

@@ -34,7 +34,7 @@ def test_defaults() -> None:
     assert settings.relay_enabled is True
     assert settings.relay_poll_seconds == 1.0
     assert settings.retry_max_attempts == 5
-    assert settings.retry_cap_seconds == 300.0
+    assert settings.retry_cap_seconds == 1800.0
     assert settings.simulator_failure_rate == 0.0
     assert settings.log_level == "INFO"
     assert settings.log_json is True

@@ -7,7 +7,7 @@ import time
 import grpc
 
 from smsgw.adapters.postgres.tenants import TenantDirectory
-from smsgw.domain.errors import Unauthenticated
+from smsgw.domain.errors import PermissionDenied, Unauthenticated
 from smsgw.domain.model import Tenant
 
 _BEARER = "bearer "
@@ -19,8 +19,14 @@ class Authenticator:
         self._ttl = cache_seconds
         self._cache: dict[str, tuple[Tenant, float]] = {}
 
-    async def tenant(self, context: grpc.aio.ServicerContext[object, object]) -> Tenant:
-        key = _bearer_key(context.invocation_metadata() or ())
+    async def tenant(self, context: grpc.aio.ServicerContext[object, object],
+                     scope: str = "send") -> Tenant:
+        tenant = await self._by_key(_bearer_key(context.invocation_metadata() or ()))
+        if scope not in tenant.scopes:
+            raise PermissionDenied(f"this API key lacks the '{scope}' scope")
+        return tenant
+
+    async def _by_key(self, key: str) -> Tenant:
         cached = self._cache.get(key)
         if cached is not None and cached[1] > time.monotonic():
             return cached[0]

@@ -19,7 +19,18 @@ def send_request(request: pb.SendMessageRequest) -> SendRequest:
         client_reference=request.client_reference,
         metadata=request.metadata if request.metadata else None,
         idempotency_key=request.idempotency_key,
+        traffic_class=traffic_class_name(request.traffic_class),
     )
+
+
+def traffic_class_name(value: int) -> str:
+    """'otp' for TRAFFIC_CLASS_OTP; '' when unspecified; an unknown number stays visible."""
+    if value == 0:
+        return ""
+    try:
+        return pb.TrafficClass.Name(value).removeprefix("TRAFFIC_CLASS_").lower()
+    except ValueError:
+        return f"unknown ({value})"
 
 
 def timestamp(value: dt.datetime | None) -> Timestamp | None:
@@ -42,6 +53,8 @@ def message(m: Message) -> pb.Message:
         metadata=m.metadata, idempotency_key=m.idempotency_key,
         create_time=timestamp(m.created_at), update_time=timestamp(m.updated_at),
         sent_time=timestamp(m.sent_at), delivered_time=timestamp(m.delivered_at),
+        traffic_class=f"TRAFFIC_CLASS_{m.traffic_class.upper()}",
+        route=m.route,
     )
     if m.error_code:
         out.error.code = m.error_code

@@ -40,7 +40,7 @@ def _tolerant(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
 
 
 class TolerantDecoding(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    def __init__(self, service_prefix: str) -> None:
+    def __init__(self, service_prefix: str | tuple[str, ...]) -> None:
         self._prefix = service_prefix
 
     async def intercept_service(

@@ -20,7 +20,7 @@ from google.protobuf.descriptor import (
     ServiceDescriptor,
 )
 
-from smsgw.proto import sms_pb2
+from smsgw.proto import admin_pb2, sms_pb2
 
 _F = FieldDescriptor
 _SCALARS: dict[int, dict[str, Any]] = {
@@ -49,11 +49,16 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
+def services() -> list[ServiceDescriptor]:
+    """Every service REST reaches: the tenants' API and the operators'."""
+    return [sms_pb2.DESCRIPTOR.services_by_name["SmsService"],
+            admin_pb2.DESCRIPTOR.services_by_name["SmsAdminService"]]
+
+
 def document(service: ServiceDescriptor | None = None) -> dict[str, Any]:
-    service = service or sms_pb2.DESCRIPTOR.services_by_name["SmsService"]
     schemas: dict[str, Any] = {}
     paths: dict[str, dict[str, Any]] = {}
-    for method in service.methods:
+    for method in (m for s in ([service] if service else services()) for m in s.methods):
         rule = http_rule(method)
         if rule is None:
             continue
@@ -63,7 +68,8 @@ def document(service: ServiceDescriptor | None = None) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Ghasi SMS Gateway", "version": "v1",
-                 "description": "REST mapping of ghasi.sms.v1.SmsService (generated from the "
+                 "description": "REST mapping of ghasi.sms.v1.SmsService and SmsAdminService "
+                                "(generated from the "
                                 "protos; the gRPC contract is the source of truth)."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -18,7 +18,6 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor
 
 from smsgw.api import openapi
-from smsgw.proto import sms_pb2
 
 PREFIX = "/rest-check"
 _UNKNOWN = re.compile(r'has no field named "([^"]+)"')
@@ -34,7 +33,7 @@ class _Route:
 
 def _routes() -> list[_Route]:
     found = []
-    for method in sms_pb2.DESCRIPTOR.services_by_name["SmsService"].methods:
+    for method in (m for service in openapi.services() for m in service.methods):
         rule = openapi.http_rule(method)
         if rule is None or rule[2] != "*":
             continue

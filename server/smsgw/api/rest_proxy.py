@@ -23,11 +23,11 @@ from google.protobuf.descriptor import FileDescriptor
 from google.rpc import error_details_pb2
 
 from smsgw.api import openapi
-from smsgw.proto import sms_pb2
+from smsgw.proto import admin_pb2, sms_pb2
 
 log = logging.getLogger(__name__)
 
-SERVICE = "ghasi.sms.v1.SmsService"
+SERVICES = [service.full_name for service in openapi.services()]
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 
@@ -39,7 +39,7 @@ def descriptor_set() -> bytes:
     """
     ordered: list[FileDescriptor] = []
     seen: set[str] = set()
-    for root in (error_details_pb2.DESCRIPTOR, sms_pb2.DESCRIPTOR):
+    for root in (error_details_pb2.DESCRIPTOR, sms_pb2.DESCRIPTOR, admin_pb2.DESCRIPTOR):
         _collect(root, ordered, seen)
     files = descriptor_pb2.FileDescriptorSet()
     for file in ordered:
@@ -63,7 +63,7 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
         "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3"
                  ".GrpcJsonTranscoder",
         "proto_descriptor": str(descriptor_path),
-        "services": [SERVICE],
+        "services": SERVICES,
         "convert_grpc_status": True,
         "print_options": {"add_whitespace": False, "always_print_primitive_fields": True,
                           "preserve_proto_field_names": True,

@@ -91,3 +91,8 @@ def split(body: str) -> list[str]:
     if length.encoding is Encoding.GSM7:
         return _chunks(body, GSM7_MULTI, _gsm7_cost)
     return _chunks(body, UCS2_MULTI, _ucs2_cost)
+
+
+def chunks(body: str, encoding: Encoding, capacity: int) -> list[str]:
+    """Splits ``body`` into parts of at most ``capacity`` units, never inside a pair."""
+    return _chunks(body, capacity, _gsm7_cost if encoding is Encoding.GSM7 else _ucs2_cost)

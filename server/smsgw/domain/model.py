@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from smsgw.domain.encoding import Encoding
+from smsgw.domain.routing import DEFAULT_TRAFFIC_CLASS
 from smsgw.domain.status import MessageStatus
 
 
@@ -14,6 +15,9 @@ from smsgw.domain.status import MessageStatus
 class Tenant:
     id: uuid.UUID
     name: str
+    # What the key that identified the tenant may do: 'send' (SmsService),
+    # 'admin' (SmsAdminService, across tenants).
+    scopes: frozenset[str] = frozenset({"send"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,7 @@ class Submission:
     encoding: Encoding
     segments: int
     fingerprint: str
+    traffic_class: str = DEFAULT_TRAFFIC_CLASS
 
 
 @dataclass(slots=True)
@@ -53,6 +58,8 @@ class Message:
     error_description: str = ""
     sent_at: dt.datetime | None = None
     delivered_at: dt.datetime | None = None
+    traffic_class: str = DEFAULT_TRAFFIC_CLASS
+    route: str = ""
 
 
 @dataclass(frozen=True, slots=True)

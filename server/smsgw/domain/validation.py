@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from smsgw.domain import encoding, phone
 from smsgw.domain.errors import FieldViolation, ValidationFailed
 from smsgw.domain.model import Submission
+from smsgw.domain.routing import DEFAULT_TRAFFIC_CLASS, TRAFFIC_CLASSES
 
 # Used with fullmatch: "$" would also match before a trailing newline.
 _ALPHANUMERIC_SENDER = re.compile(r"[A-Za-z0-9 ._&-]{1,11}")
@@ -37,6 +38,7 @@ class SendRequest:
     client_reference: str = ""
     metadata: Mapping[str, str] | None = None
     idempotency_key: str = ""
+    traffic_class: str = ""  # empty: transactional
 
 
 def validate(request: SendRequest, limits: Limits) -> Submission:
@@ -51,6 +53,10 @@ def validate(request: SendRequest, limits: Limits) -> Submission:
     metadata = dict(request.metadata or {})
     _check_metadata(metadata, limits, violations)
     _check_idempotency_key(request.idempotency_key, violations)
+    traffic_class = request.traffic_class or DEFAULT_TRAFFIC_CLASS
+    if traffic_class not in TRAFFIC_CLASSES:
+        violations.append(FieldViolation(
+            "traffic_class", f"must be one of {', '.join(TRAFFIC_CLASSES)}"))
     if violations:
         raise ValidationFailed(violations)
     assert isinstance(to, str) and length is not None
@@ -60,15 +66,18 @@ def validate(request: SendRequest, limits: Limits) -> Submission:
         idempotency_key=request.idempotency_key, encoding=length.encoding,
         segments=length.segments,
         fingerprint=fingerprint(to, request.body, request.sender,
-                                request.client_reference, metadata),
+                                request.client_reference, metadata, traffic_class),
+        traffic_class=traffic_class,
     )
 
 
 def fingerprint(to: str, body: str, sender: str, reference: str,
-                metadata: Mapping[str, str]) -> str:
+                metadata: Mapping[str, str], traffic_class: str = DEFAULT_TRAFFIC_CLASS) -> str:
     """Identifies a payload, so a reused idempotency key can be told from a replay."""
     digest = hashlib.blake2b(digest_size=16)
-    for part in (to, body, sender, reference, *_flatten(metadata)):
+    # The default class adds nothing, so fingerprints stored before classes existed still match.
+    extra = () if traffic_class == DEFAULT_TRAFFIC_CLASS else ("\x01class", traffic_class)
+    for part in (to, body, sender, reference, *_flatten(metadata), *extra):
         digest.update(part.encode("utf-8", "surrogatepass"))
         digest.update(b"\x00")
     return digest.hexdigest()

@@ -19,13 +19,15 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Histogram
+
 from smsgw import metrics
 from smsgw.adapters.postgres.outbox import ClaimedMessage, OutboxRepository, Outcome
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.phone import mask
 from smsgw.domain.status import MessageStatus
-from smsgw.ports import OutboundMessage, ProviderError, SendPort
-from smsgw.services.retry import RetryPolicy
+from smsgw.ports import OutboundMessage
+from smsgw.services.dispatch import Deferred, Dispatcher, Failed, Sent
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,12 @@ class RelayConfig:
 
 class Relay:
     def __init__(
-        self, outbox: OutboxRepository, provider: SendPort, config: RelayConfig,
-        retry: RetryPolicy, owner: str | None = None,
+        self, outbox: OutboxRepository, dispatcher: Dispatcher, config: RelayConfig,
+        owner: str | None = None,
     ) -> None:
         self._outbox = outbox
-        self._provider = provider
+        self._dispatcher = dispatcher
         self._config = config
-        self._retry = retry
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self._rng = random.Random()
         self._wake = asyncio.Event()
@@ -62,11 +63,8 @@ class Relay:
         self._outcomes: list[tuple[Outcome, float]] = []  # with the lease's end
         self._outcomes_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        name = provider.name
-        self._count = {outcome: metrics.DISPATCH.labels(name, outcome)
-                       for outcome in ("sent", "retry", "failed", "expired")}
-        self._provider_latency = metrics.PROVIDER_LATENCY.labels(name)
-        self._delivery_latency = metrics.DELIVERY_LATENCY.labels(name)
+        self._counters: dict[tuple[str, str], Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -97,7 +95,11 @@ class Relay:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
-            room = self._config.max_in_flight - len(self._in_flight)
+            room = min(self._config.max_in_flight - len(self._in_flight),
+                       self._dispatcher.capacity())
+            if room <= 0 and not self._in_flight:
+                await self._sleep_until_woken()  # every provider is closed to traffic
+                continue
             if room <= 0:
                 self._room.clear()
                 await self._room.wait()
@@ -141,38 +143,59 @@ class Relay:
     async def _attempt(self, message: ClaimedMessage) -> Outcome:
         age = (dt.datetime.now(dt.UTC) - message.created_at).total_seconds()
         if age > self._config.max_age_seconds:
-            self._count["expired"].inc()
-            return Outcome(message.id, MessageStatus.EXPIRED, error_code="EXPIRED",
-                           error_description=f"not sent within {self._config.max_age_seconds:g}s")
+            return self._expired(message, "")
         started = time.monotonic()
-        try:
-            async with asyncio.timeout(self._config.send_timeout_seconds):
-                result = await self._provider.send(_outbound(message))
-        except ProviderError as exc:
-            return self._failed(message, exc)
-        except TimeoutError:
-            return self._failed(message, ProviderError(
-                "PROVIDER_TIMEOUT", "provider did not answer in time", retryable=True))
-        except Exception as exc:  # an adapter bug must not strand the message
-            log.exception("provider adapter failed", extra={"message_id": str(message.id)})
-            return self._failed(message, ProviderError(
-                "PROVIDER_ERROR", type(exc).__name__, retryable=True))
-        self._count["sent"].inc()
-        self._provider_latency.observe(time.monotonic() - started)
-        self._delivery_latency.observe(age + time.monotonic() - started)
-        return Outcome(message.id, MessageStatus.SENT, provider=self._provider.name,
-                       provider_message_id=result.provider_message_id)
+        done = await self._dispatcher.dispatch(_outbound(message), message.traffic_class)
+        if isinstance(done, Sent):
+            self._count(done.provider, "sent")
+            elapsed = time.monotonic() - started
+            self._latency(done.provider, age + elapsed)
+            return Outcome(message.id, MessageStatus.SENT, provider=done.provider,
+                           provider_message_id=done.result.provider_message_id,
+                           route=done.route, part_ids=done.result.part_ids)
+        if isinstance(done, Deferred):
+            self._count("", "deferred")
+            return Outcome(message.id, MessageStatus.QUEUED, route=done.route, refund=True,
+                           retry_in_ms=max(10, int(done.wait_seconds * 1000)))
+        return self._failed(message, done, age)
 
-    def _failed(self, message: ClaimedMessage, error: ProviderError) -> Outcome:
-        delay = self._retry.delay_ms(message.attempt, self._rng) if error.retryable else None
-        status = MessageStatus.QUEUED if delay is not None else MessageStatus.FAILED
-        self._count["retry" if delay is not None else "failed"].inc()
+    def _failed(self, message: ClaimedMessage, failed: Failed, age: float) -> Outcome:
+        error = failed.error
+        delay = failed.retry.delay_ms(message.attempt, self._rng) if failed.retry else None
+        if delay is not None and age + delay / 1000 > self._config.max_age_seconds:
+            return self._expired(message, failed.provider)
+        outcome = "retry" if delay is not None else "failed"
+        dead = failed.retry is not None and delay is None
+        self._count(failed.provider, outcome)
+        if dead:
+            metrics.DEAD_LETTERS.labels(failed.provider).inc()
         log.info("send failed", extra={
             "message_id": str(message.id), "tenant_id": str(message.tenant_id),
             "to_masked": mask(message.to), "attempt": message.attempt, "error_code": error.code,
-            "outcome": "retry" if delay is not None else "failed"})
-        return Outcome(message.id, status, provider=self._provider.name, error_code=error.code,
-                       error_description=error.description, retry_in_ms=delay)
+            "provider": failed.provider, "outcome": "dead_letter" if dead else outcome})
+        status = MessageStatus.QUEUED if delay is not None else MessageStatus.FAILED
+        return Outcome(message.id, status, provider=failed.provider, error_code=error.code,
+                       error_description=error.description, retry_in_ms=delay,
+                       route=failed.route, dead_letter=dead)
+
+    def _expired(self, message: ClaimedMessage, provider: str) -> Outcome:
+        self._count(provider, "expired")
+        return Outcome(message.id, MessageStatus.EXPIRED, provider=provider,
+                       error_code="EXPIRED",
+                       error_description=f"not sent within {self._config.max_age_seconds:g}s")
+
+    def _count(self, provider: str, outcome: str) -> None:
+        key = (provider or "none", outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.DISPATCH.labels(*key)
+        counter.inc()
+
+    def _latency(self, provider: str, seconds: float) -> None:
+        histogram = self._histograms.get(provider)
+        if histogram is None:
+            histogram = self._histograms[provider] = metrics.DELIVERY_LATENCY.labels(provider)
+        histogram.observe(seconds)
 
     async def _record_loop(self) -> None:
         while True:
@@ -216,5 +239,6 @@ class Relay:
 
 
 def _outbound(message: ClaimedMessage) -> OutboundMessage:
-    return OutboundMessage(id=message.id, to=message.to, body=message.body,
-                           sender=message.sender, attempt=message.attempt)
+    return OutboundMessage(id=message.id, tenant_id=message.tenant_id, to=message.to,
+                           body=message.body, sender=message.sender, attempt=message.attempt,
+                           encoding=message.encoding)

@@ -76,6 +76,7 @@ def _columns(items: Sequence[Submission]) -> list[list[Any]]:
         [s.segments for s in items],
         [s.client_reference for s in items],
         [json.dumps(s.metadata) if s.metadata else "{}" for s in items],
+        [s.traffic_class for s in items],
     ]
 
 
@@ -89,5 +90,6 @@ def row_to_message(row: asyncpg.Record) -> Message:
         metadata=json.loads(row["metadata"]), provider=row["provider"],
         provider_message_id=row["provider_message_id"], error_code=row["error_code"],
         error_description=row["error_description"], sent_at=row["sent_at"],
-        delivered_at=row["delivered_at"],
+        delivered_at=row["delivered_at"], traffic_class=row["traffic_class"],
+        route=row["route"],
     )

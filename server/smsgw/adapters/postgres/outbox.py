@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
+from smsgw.domain.encoding import Encoding
 from smsgw.domain.status import MessageStatus
 
 Q = queries.load("outbox")
@@ -24,6 +25,8 @@ class ClaimedMessage:
     attempt: int
     client_reference: str
     created_at: dt.datetime
+    encoding: Encoding
+    traffic_class: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +40,10 @@ class Outcome:
     error_code: str = ""
     error_description: str = ""
     retry_in_ms: int | None = None  # set: back to QUEUED, due again after this delay
+    route: str = ""
+    refund: bool = False  # a deferral: no provider was asked, the attempt doesn't count
+    dead_letter: bool = False  # retries exhausted: keep it in the dead-letter queue
+    part_ids: tuple[str, ...] = ()  # every part's provider id, for a multipart message
 
 
 class OutboxRepository:
@@ -50,7 +57,8 @@ class OutboxRepository:
             ClaimedMessage(
                 id=r["id"], tenant_id=r["tenant_id"], to=r["to_number"], body=r["body"],
                 sender=r["sender"], attempt=r["attempts"], client_reference=r["client_reference"],
-                created_at=r["created_at"],
+                created_at=r["created_at"], encoding=Encoding(r["encoding"]),
+                traffic_class=r["traffic_class"],
             )
             for r in rows
         ]
@@ -65,8 +73,15 @@ class OutboxRepository:
             [o.error_code for o in outcomes],
             [o.error_description for o in outcomes],
             [o.retry_in_ms for o in outcomes],
+            [o.route for o in outcomes],
+            [o.refund for o in outcomes],
+            [o.dead_letter for o in outcomes],
         )
+        parts = [(o.provider, pid, o.id, n) for o in outcomes if len(o.part_ids) > 1
+                 for n, pid in enumerate(o.part_ids, start=1)]
         async with self._db.connection() as conn:
+            if parts:
+                await conn.execute(Q["record_parts"], *map(list, zip(*parts, strict=True)))
             rows = await conn.fetch(Q["record_outcomes"], owner, *columns)
         return {row[0] for row in rows}
 

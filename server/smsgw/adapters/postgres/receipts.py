@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
+from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt
 
 Q = queries.load("receipts")
@@ -16,18 +17,31 @@ class ReceiptRepository:
         self._db = db
 
     async def apply(self, provider: str, receipts: Sequence[DeliveryReceipt]) -> set[str]:
-        """Records the receipts that match a SENT message; returns their provider ids."""
-        async with self._db.connection() as conn:
-            rows = await conn.fetch(
-                Q["apply_receipts"], provider,
-                [r.provider_message_id for r in receipts],
-                [int(r.status) for r in receipts],
-                [r.error_code for r in receipts],
-                [r.error_description for r in receipts],
-            )
-        return {row[0] for row in rows}
+        """Records the receipts that match a SENT message; returns their provider ids.
+
+        A receipt for one part of a multipart message marks that part; the
+        message itself settles when all its parts have reported.
+        """
+        async with self._db.transaction() as conn:
+            parts = await conn.fetch(Q["mark_parts"], provider, *_columns(receipts))
+            matched = {row[0] for row in parts}
+            direct = [r for r in receipts if r.provider_message_id not in matched]
+            if parts:
+                settled = await conn.fetch(Q["settled_multipart"],
+                                           list({row[1] for row in parts}))
+                direct += [DeliveryReceipt(provider, row[0], MessageStatus(row[1]), row[2],
+                                           row[3]) for row in settled]
+            if direct:
+                rows = await conn.fetch(Q["apply_receipts"], provider, *_columns(direct))
+                matched.update(row[0] for row in rows)
+        return matched
 
     async def known(self, provider: str, provider_message_ids: Sequence[str]) -> set[str]:
         async with self._db.connection() as conn:
             rows = await conn.fetch(Q["find_provider_refs"], provider, provider_message_ids)
         return {row[0] for row in rows}
+
+
+def _columns(receipts: Sequence[DeliveryReceipt]) -> list[list[object]]:
+    return [[r.provider_message_id for r in receipts], [int(r.status) for r in receipts],
+            [r.error_code for r in receipts], [r.error_description for r in receipts]]

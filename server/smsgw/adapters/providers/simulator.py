@@ -24,12 +24,17 @@ class SimulatorConfig:
     permanent_failure_rate: float = 0.0
     receipt_delay_ms: float = 500.0
     undelivered_rate: float = 0.0
+    # Fault injection, for tests and drills.
+    timeout_rate: float = 0.0  # never answers (the relay's send timeout fires)
+    lost_receipt_rate: float = 0.0
+    late_receipt_rate: float = 0.0
+    late_receipt_ms: float = 30000.0
 
 
 class CarrierSimulator:
-    name = "simulator"
-
-    def __init__(self, config: SimulatorConfig, rng: random.Random | None = None) -> None:
+    def __init__(self, config: SimulatorConfig, rng: random.Random | None = None,
+                 name: str = "simulator") -> None:
+        self.name = name
         self.config = config
         self._rng = rng or random.Random()
         self._on_receipt: ReceiptSink | None = None
@@ -48,6 +53,8 @@ class CarrierSimulator:
     async def send(self, message: OutboundMessage) -> SendResult:
         if self.config.latency_ms > 0:
             await asyncio.sleep(self._jittered(self.config.latency_ms) / 1000)
+        if self.config.timeout_rate and self._rng.random() < self.config.timeout_rate:
+            await asyncio.Event().wait()  # hangs until the caller gives up
         roll = self._rng.random()
         if roll < self.config.permanent_failure_rate:
             raise ProviderError("SIM_REJECTED", "destination rejected by carrier", retryable=False)
@@ -62,7 +69,7 @@ class CarrierSimulator:
         return mean_ms * (0.5 + self._rng.random())
 
     def _schedule_receipt(self, provider_id: str) -> None:
-        if self._on_receipt is None:
+        if self._on_receipt is None or self._rng.random() < self.config.lost_receipt_rate:
             return
         undelivered = self._rng.random() < self.config.undelivered_rate
         receipt = DeliveryReceipt(
@@ -72,7 +79,9 @@ class CarrierSimulator:
             error_description="handset unreachable" if undelivered else "",
         )
         loop = asyncio.get_running_loop()
-        delay = self._jittered(self.config.receipt_delay_ms) / 1000
+        late = self._rng.random() < self.config.late_receipt_rate
+        delay = self._jittered(self.config.late_receipt_ms if late
+                               else self.config.receipt_delay_ms) / 1000
         handle: asyncio.TimerHandle
 
         def deliver() -> None:

@@ -32,6 +32,13 @@ class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENCODING_GSM7: _ClassVar[Encoding]
     ENCODING_UCS2: _ClassVar[Encoding]
 
+class TrafficClass(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TRAFFIC_CLASS_UNSPECIFIED: _ClassVar[TrafficClass]
+    TRAFFIC_CLASS_TRANSACTIONAL: _ClassVar[TrafficClass]
+    TRAFFIC_CLASS_OTP: _ClassVar[TrafficClass]
+    TRAFFIC_CLASS_MARKETING: _ClassVar[TrafficClass]
+
 class WatchEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     WATCH_END_REASON_UNSPECIFIED: _ClassVar[WatchEndReason]
@@ -50,6 +57,10 @@ MESSAGE_STATUS_REJECTED: MessageStatus
 ENCODING_UNSPECIFIED: Encoding
 ENCODING_GSM7: Encoding
 ENCODING_UCS2: Encoding
+TRAFFIC_CLASS_UNSPECIFIED: TrafficClass
+TRAFFIC_CLASS_TRANSACTIONAL: TrafficClass
+TRAFFIC_CLASS_OTP: TrafficClass
+TRAFFIC_CLASS_MARKETING: TrafficClass
 WATCH_END_REASON_UNSPECIFIED: WatchEndReason
 WATCH_END_REASON_ALL_FINAL: WatchEndReason
 WATCH_END_REASON_SERVER_SHUTDOWN: WatchEndReason
@@ -63,7 +74,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("id", "to", "body", "sender", "encoding", "segments", "status", "attempts", "provider", "provider_message_id", "error", "client_reference", "metadata", "idempotency_key", "create_time", "update_time", "sent_time", "delivered_time")
+    __slots__ = ("id", "to", "body", "sender", "encoding", "segments", "status", "attempts", "provider", "provider_message_id", "error", "client_reference", "metadata", "idempotency_key", "create_time", "update_time", "sent_time", "delivered_time", "traffic_class", "route")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +100,8 @@ class Message(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     SENT_TIME_FIELD_NUMBER: _ClassVar[int]
     DELIVERED_TIME_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
     id: str
     to: str
     body: str
@@ -107,10 +120,12 @@ class Message(_message.Message):
     update_time: _timestamp_pb2.Timestamp
     sent_time: _timestamp_pb2.Timestamp
     delivered_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., segments: _Optional[int] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., attempts: _Optional[int] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    traffic_class: TrafficClass
+    route: str
+    def __init__(self, id: _Optional[str] = ..., to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., segments: _Optional[int] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., attempts: _Optional[int] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., traffic_class: _Optional[_Union[TrafficClass, str]] = ..., route: _Optional[str] = ...) -> None: ...
 
 class SendMessageRequest(_message.Message):
-    __slots__ = ("to", "body", "sender", "client_reference", "metadata", "idempotency_key")
+    __slots__ = ("to", "body", "sender", "client_reference", "metadata", "idempotency_key", "traffic_class")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -124,13 +139,15 @@ class SendMessageRequest(_message.Message):
     CLIENT_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
     to: str
     body: str
     sender: str
     client_reference: str
     metadata: _containers.ScalarMap[str, str]
     idempotency_key: str
-    def __init__(self, to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    traffic_class: TrafficClass
+    def __init__(self, to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., traffic_class: _Optional[_Union[TrafficClass, str]] = ...) -> None: ...
 
 class SendMessagesRequest(_message.Message):
     __slots__ = ("items",)

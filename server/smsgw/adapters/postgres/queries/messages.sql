@@ -5,15 +5,15 @@
 WITH input AS (
     SELECT *
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::smallint[], $9::smallint[], $10::text[], $11::text[])
+                $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[])
         AS t(id, idempotency_key, fingerprint, to_number, body, sender,
-             encoding, segments, client_reference, metadata)
+             encoding, segments, client_reference, metadata, traffic_class)
 ), inserted AS (
     INSERT INTO messages (id, tenant_id, idempotency_key, fingerprint, to_number, body, sender,
                           encoding, segments, status, client_reference, metadata,
-                          created_at, updated_at)
+                          traffic_class, created_at, updated_at)
     SELECT id, $1, idempotency_key, fingerprint, to_number, body, sender,
-           encoding, segments, 1, client_reference, metadata::jsonb, now(), now()
+           encoding, segments, 1, client_reference, metadata::jsonb, traffic_class, now(), now()
     FROM input
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING id, client_reference, created_at

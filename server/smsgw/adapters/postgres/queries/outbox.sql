@@ -20,7 +20,8 @@ WITH due AS (
     FROM previous p
     WHERE m.id = p.id AND p.status IN (1, 2)
     RETURNING m.id, m.tenant_id, m.to_number, m.body, m.sender, m.attempts,
-              m.client_reference, m.created_at, p.status AS previous_status
+              m.client_reference, m.created_at, m.encoding, m.traffic_class,
+              p.status AS previous_status
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
                                 client_reference)
@@ -33,7 +34,9 @@ SELECT claimed.* FROM claimed LEFT JOIN notified ON true;
 
 -- name: record_outcomes
 -- Applies a batch of send outcomes: each outbox row is rescheduled (retry_ms
--- set) or removed, and the message gets its new status and event. Only rows
+-- set) or removed, and the message gets its new status and event; a message
+-- that exhausted its retries is copied to the dead letters with every
+-- attempt's error. A deferral (refund) gives the claim's attempt back. Only rows
 -- this relay still leases count, so a relay whose lease lapsed cannot undo
 -- the work of the relay that took over. Every row is touched by exactly one
 -- sub-statement: sibling CTEs run in no fixed order, and a row changed by one
@@ -41,8 +44,9 @@ SELECT claimed.* FROM claimed LEFT JOIN notified ON true;
 WITH input AS (
     SELECT *
     FROM unnest($2::uuid[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::integer[])
-        AS t(id, status, provider, provider_message_id, error_code, error_description, retry_ms)
+                $8::integer[], $9::text[], $10::boolean[], $11::boolean[])
+        AS t(id, status, provider, provider_message_id, error_code, error_description, retry_ms,
+             route, refund, dead)
 ), removed AS (
     DELETE FROM outbox o USING input i
     WHERE o.message_id = i.id AND o.lease_owner = $1 AND i.retry_ms IS NULL
@@ -59,16 +63,41 @@ WITH input AS (
 ), updated AS (
     UPDATE messages m
     SET status = w.status,
-        provider = w.provider,
+        provider = CASE WHEN w.provider <> '' THEN w.provider ELSE m.provider END,
         provider_message_id = w.provider_message_id,
         error_code = w.error_code,
         error_description = w.error_description,
+        route = CASE WHEN w.route <> '' THEN w.route ELSE m.route END,
+        attempts = m.attempts - CASE WHEN w.refund THEN 1 ELSE 0 END,
         sent_at = CASE WHEN w.status = 3 THEN now() ELSE m.sent_at END,
         updated_at = now()
     FROM owned w
     WHERE m.id = w.id AND m.status = 2
     RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
-              m.error_code, m.error_description, m.client_reference
+              m.error_code, m.error_description, m.client_reference, m.route, w.dead,
+              m.to_number, m.body, m.sender, m.metadata, m.idempotency_key, m.traffic_class,
+              m.created_at
+), dead_lettered AS (
+    -- This statement's own FAILED event is not visible to the subquery (one
+    -- snapshot), so the last attempt's error is appended from the row itself.
+    INSERT INTO dead_letters (message_id, tenant_id, provider, route, error_code,
+                              error_description, request, attempts)
+    SELECT u.id, u.tenant_id, u.provider, u.route, u.error_code, u.error_description,
+           jsonb_build_object('to', u.to_number, 'body', u.body, 'sender', u.sender,
+                              'client_reference', u.client_reference,
+                              'metadata', u.metadata, 'idempotency_key', u.idempotency_key,
+                              'traffic_class', u.traffic_class, 'created_at', u.created_at),
+           COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                         'attempt', e.attempt, 'provider', e.provider,
+                         'error_code', e.error_code, 'error_description', e.error_description,
+                         'occurred_at', e.occurred_at) ORDER BY e.id)
+                     FROM message_events e
+                     WHERE e.message_id = u.id AND e.error_code <> ''), '[]'::jsonb)
+           || jsonb_build_array(jsonb_build_object(
+                  'attempt', u.attempts, 'provider', u.provider, 'error_code', u.error_code,
+                  'error_description', u.error_description, 'occurred_at', now()))
+    FROM updated u WHERE u.dead
+    ON CONFLICT (message_id) DO NOTHING
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
                                 provider_message_id, error_code, error_description,
@@ -88,3 +117,11 @@ FROM notified,
 
 -- name: outbox_depth
 SELECT count(*) FROM outbox;
+
+-- name: record_parts
+-- The part ids of messages a carrier took in several parts, before their
+-- outcomes are recorded, so an early receipt for any part can find them.
+INSERT INTO message_parts (provider, provider_message_id, message_id, part)
+SELECT provider, pid, mid, part
+FROM unnest($1::text[], $2::text[], $3::uuid[], $4::smallint[]) AS t(provider, pid, mid, part)
+ON CONFLICT DO NOTHING;

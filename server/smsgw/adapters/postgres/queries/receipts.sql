@@ -35,3 +35,28 @@ SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
 -- Which of these provider ids belong to a message at all (in any state).
 SELECT provider_message_id FROM messages
 WHERE provider = $1 AND provider_message_id = ANY($2::text[]) AND provider_message_id <> '';
+
+-- name: mark_parts
+-- Receipts that name a part of a multipart message. A part keeps its first
+-- report; every receipt naming a known part counts as matched.
+UPDATE message_parts p
+SET status = COALESCE(p.status, i.status),
+    error_code = CASE WHEN p.status IS NULL THEN i.error_code ELSE p.error_code END,
+    error_description = CASE WHEN p.status IS NULL THEN i.error_description
+                             ELSE p.error_description END
+FROM unnest($2::text[], $3::smallint[], $4::text[], $5::text[])
+    AS i(provider_message_id, status, error_code, error_description)
+WHERE p.provider = $1 AND p.provider_message_id = i.provider_message_id
+RETURNING p.provider_message_id, p.message_id;
+
+-- name: settled_multipart
+-- Of these multipart messages, those now settled: every part delivered, or
+-- one part not. Reported as one receipt under the message's own provider id.
+SELECT m.provider_message_id,
+       CASE WHEN bool_or(p.status = 5) THEN 5 ELSE 4 END AS status,
+       COALESCE(max(p.error_code) FILTER (WHERE p.status = 5), '') AS error_code,
+       COALESCE(max(p.error_description) FILTER (WHERE p.status = 5), '') AS error_description
+FROM message_parts p JOIN messages m ON m.id = p.message_id
+WHERE p.message_id = ANY($1::uuid[]) AND m.status = 3
+GROUP BY m.id, m.provider_message_id
+HAVING bool_or(p.status = 5) OR bool_and(p.status IS NOT NULL);

@@ -7,9 +7,9 @@ RETURNING id;
 SELECT id, name FROM tenants WHERE name = $1;
 
 -- name: add_api_key
-INSERT INTO api_keys (key_hash, tenant_id, key_prefix) VALUES ($1, $2, $3);
+INSERT INTO api_keys (key_hash, tenant_id, key_prefix, scopes) VALUES ($1, $2, $3, $4);
 
 -- name: tenant_by_key
-SELECT t.id, t.name
+SELECT t.id, t.name, k.scopes
 FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
 WHERE k.key_hash = $1 AND k.revoked_at IS NULL;

@@ -1,0 +1,108 @@
+"""SmsAdminService: the dead-letter queue, for keys with the 'admin' scope."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+from typing import Any
+
+import grpc
+
+from smsgw.adapters.postgres.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterRepository
+from smsgw.api import convert
+from smsgw.api.auth import Authenticator
+from smsgw.api.servicer import unary
+from smsgw.domain.errors import FieldViolation, ValidationFailed
+from smsgw.proto import admin_pb2 as pb
+from smsgw.proto import admin_pb2_grpc, sms_pb2
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEFAULT_PAGE, MAX_PAGE, MAX_REPLAY = 50, 500, 1000
+
+
+class AdminServicer(admin_pb2_grpc.SmsAdminServiceServicer):
+    def __init__(self, auth: Authenticator, dead_letters: DeadLetterRepository) -> None:
+        self._auth = auth
+        self._dead_letters = dead_letters
+
+    @unary
+    async def ListDeadLetters(self, request: pb.ListDeadLettersRequest,
+                              context: Context) -> pb.ListDeadLettersResponse:
+        await self._auth.tenant(context, scope="admin")
+        where = _filter(request.filter)
+        if request.page_size < 0:
+            raise ValidationFailed.single("page_size", "must not be negative")
+        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        after = _page_token(request.page_token) if request.page_token else None
+        found = await self._dead_letters.find(where, size + 1, after)
+        response = pb.ListDeadLettersResponse(
+            dead_letters=[_dead_letter(d) for d in found[:size]])
+        if len(found) > size:
+            last = found[size - 1]
+            response.next_page_token = base64.urlsafe_b64encode(json.dumps(
+                [last.dead_at.isoformat(), str(last.message_id)]).encode()).decode()
+        return response
+
+    @unary
+    async def ReplayDeadLetters(self, request: pb.ReplayDeadLettersRequest,
+                                context: Context) -> pb.ReplayDeadLettersResponse:
+        await self._auth.tenant(context, scope="admin")
+        if len(request.message_ids) > MAX_REPLAY:
+            raise ValidationFailed.single("message_ids", f"at most {MAX_REPLAY} per call")
+        if request.message_ids:
+            ids = [_uuid(text, f"message_ids[{n}]") for n, text in enumerate(request.message_ids)]
+        else:
+            where = _filter(request.filter)
+            ids = [d.message_id for d in await self._dead_letters.find(where, MAX_REPLAY)]
+        replayed = await self._dead_letters.replay(ids)
+        return pb.ReplayDeadLettersResponse(results=[pb.ReplayResult(
+            message_id=str(r.message_id), replay_message_id=str(r.replay_message_id),
+            already_replayed=r.already_replayed) for r in replayed])
+
+
+def _filter(where: pb.DeadLetterFilter) -> DeadLetterFilter:
+    tenant = _uuid(where.tenant_id, "filter.tenant_id") if where.tenant_id else None
+    return DeadLetterFilter(tenant, where.provider, where.error_code, where.pending_only)
+
+
+def _uuid(text: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise ValidationFailed([FieldViolation(field, "is not a UUID")]) from None
+
+
+def _page_token(token: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        when, last = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return dt.datetime.fromisoformat(when), uuid.UUID(last)
+    except (ValueError, TypeError, binascii.Error, UnicodeError):
+        raise ValidationFailed.single("page_token", "is not a page token this server issued") \
+            from None
+
+
+def _dead_letter(d: DeadLetter) -> pb.DeadLetter:
+    r = d.request
+    out = pb.DeadLetter(
+        message_id=str(d.message_id), tenant_id=str(d.tenant_id), provider=d.provider,
+        route=d.route, dead_time=convert.timestamp(d.dead_at),
+        replay_message_id=str(d.replay_message_id or ""),
+        replay_time=convert.timestamp(d.replayed_at),
+        error=sms_pb2.Error(code=d.error_code, description=d.error_description),
+        request=sms_pb2.SendMessageRequest(
+            to=r.get("to", ""), body=r.get("body", ""), sender=r.get("sender", ""),
+            client_reference=r.get("client_reference", ""), metadata=r.get("metadata") or {},
+            idempotency_key=r.get("idempotency_key", ""),
+            traffic_class=f"TRAFFIC_CLASS_{r.get('traffic_class', 'transactional').upper()}"),
+        attempts=[pb.AttemptError(
+            attempt=a.get("attempt", 0), provider=a.get("provider", ""),
+            error=sms_pb2.Error(code=a.get("error_code", ""),
+                                description=a.get("error_description", "")),
+            occur_time=convert.timestamp(dt.datetime.fromisoformat(a["occurred_at"]))
+            if a.get("occurred_at") else None) for a in d.attempts])
+    if not d.replay_message_id:
+        out.replay_message_id = ""
+    return out

@@ -1,0 +1,91 @@
+"""SMPP message shaping and receipt reading (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smsgw.domain.encoding import Encoding
+from smsgw.domain.smpp import (
+    ESM_UDHI,
+    TLV_MESSAGE_PAYLOAD,
+    TLV_SAR_TOTAL_SEGMENTS,
+    Concatenation,
+    IdFormat,
+    canonical_id,
+    gsm7_bytes,
+    parse_receipt,
+    submit_parts,
+)
+from smsgw.domain.status import MessageStatus
+
+
+def test_a_short_message_is_one_part_without_a_header() -> None:
+    (part,) = submit_parts("Hello €", Encoding.GSM7, Concatenation.UDH16, 7)
+    assert part.short_message == b"Hello \x1be" and part.esm_class == 0
+
+
+@pytest.mark.parametrize(("mode", "header"), [
+    (Concatenation.UDH8, bytes([5, 0, 3, 0x34])),
+    (Concatenation.UDH16, bytes([6, 8, 4, 0x12, 0x34])),
+])
+def test_long_ucs2_is_split_with_a_udh_and_rejoins_exactly(mode: Concatenation,
+                                                            header: bytes) -> None:
+    text = "Привет 👋 " * 30
+    parts = submit_parts(text, Encoding.UCS2, mode, 0x1234)
+    assert len(parts) > 1
+    body = b""
+    for seq, part in enumerate(parts, start=1):
+        udh_len = part.short_message[0] + 1
+        assert part.esm_class == ESM_UDHI
+        assert part.short_message[:len(header)] == header
+        assert part.short_message[udh_len - 2:udh_len] == bytes([len(parts), seq])
+        assert len(part.short_message) <= 140  # one SMS on the air
+        body += part.short_message[udh_len:]
+    assert body.decode("utf-16-be") == text  # no surrogate pair was cut
+
+
+def test_gsm7_escapes_are_never_split_across_parts() -> None:
+    text = "a" * 151 + "€" + "b" * 20
+    parts = submit_parts(text, Encoding.GSM7, Concatenation.UDH16, 1)
+    assert all(not p.short_message.endswith(b"\x1b") for p in parts)
+    assert b"".join(p.short_message[7:] for p in parts) == gsm7_bytes(text)
+
+
+def test_sar_and_payload_modes() -> None:
+    text = "x" * 200
+    sar = submit_parts(text, Encoding.GSM7, Concatenation.SAR, 9)
+    assert len(sar) == 2 and all(p.esm_class == 0 for p in sar)
+    assert dict(sar[1].tlvs)[TLV_SAR_TOTAL_SEGMENTS] == b"\x02"
+    (payload,) = submit_parts(text, Encoding.GSM7, Concatenation.PAYLOAD, 9)
+    assert payload.short_message == b"" and dict(payload.tlvs)[TLV_MESSAGE_PAYLOAD] == b"x" * 200
+
+
+def test_receipt_tlvs_win_over_the_text() -> None:
+    parsed = parse_receipt(b"id:999 stat:UNDELIV err:001",
+                           {0x001E: b"1f\x00", 0x0427: bytes([2])})
+    assert parsed is not None
+    assert (parsed.message_id, parsed.state, parsed.status) == ("1f", "DELIVRD",
+                                                                MessageStatus.DELIVERED)
+
+
+def test_a_text_only_receipt_is_read() -> None:
+    parsed = parse_receipt(b"id:0A1B sub:001 dlvrd:000 submit date:2611271200 "
+                           b"done date:2611271201 stat:UNDELIV err:034 text:hello", {})
+    assert parsed is not None
+    assert (parsed.message_id, parsed.error, parsed.status) == ("0A1B", "034",
+                                                                MessageStatus.UNDELIVERED)
+
+
+def test_intermediate_states_and_mobile_originated_messages_settle_nothing() -> None:
+    enroute = parse_receipt(b"id:1 stat:ENROUTE err:000", {})
+    assert enroute is not None and enroute.status is None
+    assert parse_receipt(b"hello there", {}) is None
+
+
+@pytest.mark.parametrize(("raw", "fmt", "expected"), [
+    ("1A2B", IdFormat.HEX, "6699"), ("001a2b", IdFormat.HEX, "6699"),
+    ("6699", IdFormat.DECIMAL, "6699"), ("00006699", IdFormat.DECIMAL, "6699"),
+    (" AbC-1\x00", IdFormat.TEXT, "abc-1"), ("not-hex", IdFormat.HEX, "not-hex"),
+])
+def test_ids_have_one_canonical_form(raw: str, fmt: IdFormat, expected: str) -> None:
+    assert canonical_id(raw, fmt) == expected

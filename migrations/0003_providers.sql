@@ -43,3 +43,7 @@ CREATE TABLE dead_letters (
 );
 
 CREATE INDEX dead_letters_order ON dead_letters (dead_at DESC, message_id DESC);
+
+-- Sent messages still waiting for a receipt, oldest first: the receipt
+-- timeout sweeps them to EXPIRED when none ever comes.
+CREATE INDEX messages_awaiting_receipt ON messages (sent_at) WHERE status = 3;

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -132,11 +135,13 @@ class Client:
         return (("authorization", f"Bearer {self.key}"),)
 
 
-async def new_tenant_key(database_url: str, name: str | None = None) -> str:
+async def new_tenant_key(database_url: str, name: str | None = None,
+                         scopes: tuple[str, ...] = ("send",)) -> str:
     database = Database(database_url, pool_size=1)
     await database.open()
     try:
-        _tenant, key = await TenantDirectory(database).create(name or f"t-{uuid.uuid4().hex[:8]}")
+        _tenant, key = await TenantDirectory(database).create(
+            name or f"t-{uuid.uuid4().hex[:8]}", scopes)
     finally:
         await database.close()
     return key
@@ -255,3 +260,56 @@ async def start_server(
     yield start
     for server in started:
         await asyncio.to_thread(server.stop)
+
+
+@dataclass
+class SmscProcess:
+    """The SMSC simulator, as its own process: the SMPP adapter's independent peer."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    journal: Path
+    stats_file: Path
+
+    def stop(self) -> dict[str, Any]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return json.loads(self.stats_file.read_text()) if self.stats_file.exists() else {}
+
+    def messages(self) -> list[dict[str, Any]]:
+        if not self.journal.exists():
+            return []
+        return [json.loads(line) for line in self.journal.read_text().splitlines() if line]
+
+
+@pytest_asyncio.fixture
+async def start_smsc(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[SmscProcess]]]:
+    """A factory: ``await start_smsc(throttle_rate=0.5)`` -> a running simulator."""
+    started: list[SmscProcess] = []
+
+    async def start(**options: object) -> SmscProcess:
+        port, n = free_port(), len(started)
+        journal, stats = tmp_path / f"smsc-{n}.jsonl", tmp_path / f"smsc-{n}.stats.json"
+        argv = [sys.executable, "-m", "smsgw.simulators.smsc", "--port", str(port),
+                "--journal", str(journal), "--stats", str(stats)]
+        for key, value in options.items():
+            flag = "--" + key.replace("_", "-")
+            argv += [flag] if value is True else [flag, str(value)]
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE)  # noqa: ASYNC220
+        assert process.stdout is not None
+        line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), 30)
+        assert line.startswith(b"SMSC listening"), line
+        smsc = SmscProcess(process, port, journal, stats)
+        started.append(smsc)
+        return smsc
+
+    yield start
+    for smsc in started:
+        await asyncio.to_thread(smsc.stop)

@@ -136,8 +136,12 @@ class Gateway:
 
     async def _start_relay(self, listener: Listener) -> None:
         s = self.settings
-        receipts = ReceiptProcessor(ReceiptRepository(self.db))
+        repository = ReceiptRepository(self.db)
+        receipts = ReceiptProcessor(repository)
         await self._start(receipts)
+        sweep = _Poller(lambda: _expire(repository, s.receipt_timeout_seconds),
+                        min(30.0, s.receipt_timeout_seconds / 4))
+        await self._start(sweep)
         dispatcher = pool.build(s, self.redis)
         for slot in dispatcher.slots.values():
             await slot.port.start(receipts.accept)
@@ -202,6 +206,12 @@ class Gateway:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
             self._embedded = None
+
+
+async def _expire(receipts: ReceiptRepository, timeout_seconds: float) -> None:
+    with contextlib.suppress(Unavailable):
+        if expired := await receipts.expire_unreceipted(timeout_seconds):
+            log.info("receipts timed out", extra={"expired": expired})
 
 
 class _Poller:

@@ -8,6 +8,8 @@ Four measurements, each bounded in count and time so it stops by itself:
   request is sent to the moment its SENT event arrives on a watch stream;
 - ``relay``: how fast the relay hands a backlog to the provider, counted
   from SENT events while a bulk submission runs.
+- ``smpp`` (not in ``all``): the relay measurement through the SMPP adapter
+  to the SMSC simulator, in a second gateway process this mode starts.
 
 Requests are built before the clock starts, so the client spends its time
 on the wire, not in Python: it shares the machine with the server.
@@ -28,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from smsgw import bench_smpp
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
 
@@ -36,7 +39,9 @@ SENT = pb.MESSAGE_STATUS_SENT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=(*MODES, "all"), default="all")
+    parser.add_argument("--mode", choices=(*MODES, "smpp", "all"), default="all")
+    parser.add_argument("--smpp-window", type=int, default=32,
+                        help="submit_sm outstanding per session (smpp mode)")
     parser.add_argument("--count", type=int, default=20_000, help="messages per unary run")
     parser.add_argument("--concurrency", type=int, default=64, help="unary calls in flight")
     parser.add_argument("--channels", type=int, default=4, help="HTTP/2 connections")
@@ -278,4 +283,13 @@ async def _relay(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             "sent_per_second": round(len(times) / span) if span > 0 else None}
 
 
-_MEASUREMENTS = {"unary": _unary, "bulk": _bulk, "latency": _latency, "relay": _relay}
+async def _smpp(args: argparse.Namespace, target: Target) -> dict[str, Any]:
+    async with bench_smpp.smpp_gateway(args.smpp_window, bench_smpp.environment()) as (
+            address, key, stats):
+        smpp_target = Target(address, (("authorization", f"Bearer {key}"),), target.run)
+        report = await _relay(args, smpp_target)
+    return {"window": args.smpp_window, **report, "smsc": bench_smpp.smsc_summary(stats)}
+
+
+_MEASUREMENTS = {"unary": _unary, "bulk": _bulk, "latency": _latency, "relay": _relay,
+                 "smpp": _smpp}

@@ -58,6 +58,8 @@ class Settings:
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 1800.0
     message_max_age_seconds: float = 86400.0
+    # A SENT message with no receipt after this long ends EXPIRED (RECEIPT_TIMEOUT).
+    receipt_timeout_seconds: float = 172800.0
     # The provider pool. None configured: the carrier simulator alone.
     providers: tuple[ProviderSettings, ...] = ()
     routes: tuple[RouteRule, ...] = ()

@@ -36,6 +36,11 @@ class ReceiptRepository:
                 matched.update(row[0] for row in rows)
         return matched
 
+    async def expire_unreceipted(self, timeout_seconds: float, limit: int = 1000) -> int:
+        """Ends SENT messages whose receipt never came as EXPIRED; returns how many."""
+        async with self._db.connection() as conn:
+            return int(await conn.fetchval(Q["expire_unreceipted"], timeout_seconds, limit))
+
     async def known(self, provider: str, provider_message_ids: Sequence[str]) -> set[str]:
         async with self._db.connection() as conn:
             rows = await conn.fetch(Q["find_provider_refs"], provider, provider_message_ids)

@@ -40,6 +40,7 @@ class CarrierSimulator:
         self._on_receipt: ReceiptSink | None = None
         self._pending: set[asyncio.TimerHandle] = set()
         self.sent = 0
+        self.client_references: list[str] = []  # our message ids, as a carrier logs them
 
     async def start(self, on_receipt: ReceiptSink) -> None:
         self._on_receipt = on_receipt
@@ -62,6 +63,7 @@ class CarrierSimulator:
             raise ProviderError("SIM_THROTTLED", "carrier throttled the request", retryable=True)
         provider_id = secrets.token_hex(8)
         self.sent += 1
+        self.client_references.append(str(message.id))
         self._schedule_receipt(provider_id)
         return SendResult(provider_message_id=provider_id)
 

@@ -68,6 +68,16 @@ class SmppConfig:
     bind_wait_seconds: float = 5.0
     connect_timeout_ms: int = 5000
 
+    def __post_init__(self) -> None:
+        # SMPP 3.4 fixes these sizes (C-Octet-Strings, NUL included); a longer
+        # value would be refused by the SMSC, so it is refused at start-up.
+        for field_name, limit in (("system_id", 16), ("password", 9), ("system_type", 13)):
+            if len(getattr(self, field_name).encode()) >= limit:
+                raise ValueError(f"provider {self.name}: SMPP {field_name} may have at most "
+                                 f"{limit - 1} characters")
+        if not 1 <= self.window <= 1024:
+            raise ValueError(f"provider {self.name}: window must be between 1 and 1024")
+
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any]) -> SmppConfig:
         known = {f.name: f for f in fields(cls)}
@@ -139,17 +149,19 @@ class SmppProvider:
                     tlvs=[smpp34.Tlv(TLV_CLIENT_REFERENCE, str(message.id).encode()),
                           *(smpp34.Tlv(tag, value) for tag, value in part.tlvs)])
             except smpp34.SmppError as exc:
-                status = _status_of(exc)
-                if status in (THROTTLED, QUEUE_FULL):
-                    self._slow_down()
-                    continue
-                raise _error(status, str(exc)) from exc
+                status, text = _status_of(exc), str(exc)
             except (ConnectionError, OSError, RuntimeError) as exc:
                 self._bound.clear()
                 raise ProviderError("SMPP_CONNECTION", f"session lost: {exc}",
                                     retryable=True) from exc
-            self._backoff = self._config.throttle_backoff_seconds
-            return canonical_id(response.message_id or "", self._config.id_format)
+            else:
+                if response.is_success:
+                    self._backoff = self._config.throttle_backoff_seconds
+                    return canonical_id(response.message_id or "", self._config.id_format)
+                status, text = response.command_status, f"0x{response.command_status:08x}"
+            if status not in (THROTTLED, QUEUE_FULL):
+                raise _error(status, text)
+            self._slow_down()
         raise ProviderError("SMPP_THROTTLED", "the SMSC kept throttling", retryable=True,
                             throttled=True)
 

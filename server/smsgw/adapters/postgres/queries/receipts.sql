@@ -60,3 +60,32 @@ FROM message_parts p JOIN messages m ON m.id = p.message_id
 WHERE p.message_id = ANY($1::uuid[]) AND m.status = 3
 GROUP BY m.id, m.provider_message_id
 HAVING bool_or(p.status = 5) OR bool_and(p.status IS NOT NULL);
+
+-- name: expire_unreceipted
+-- Messages SENT longer ago than the receipt timeout, with no receipt: the
+-- carrier lost it (or we did, in a crash between its ack and our write).
+-- They end EXPIRED, with an event, in batches.
+WITH due AS (
+    SELECT id FROM messages
+    WHERE status = 3 AND sent_at < now() - make_interval(secs => $1)
+    ORDER BY sent_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), updated AS (
+    UPDATE messages m
+    SET status = 8, error_code = 'RECEIPT_TIMEOUT',
+        error_description = 'no delivery receipt within the receipt timeout', updated_at = now()
+    FROM due WHERE m.id = due.id
+    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
+              m.error_code, m.error_description, m.client_reference
+), evented AS (
+    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
+                                provider_message_id, error_code, error_description,
+                                client_reference)
+    SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
+           error_description, client_reference
+    FROM updated
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
+)
+SELECT count(*) FROM updated LEFT JOIN notified ON true;

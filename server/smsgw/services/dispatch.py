@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from smsgw import metrics
 from smsgw.adapters.redis_rate import SharedTokenBucket
@@ -36,7 +36,9 @@ class ProviderSlot:
     max_rate_wait_seconds: float = 0.25
     send_timeout_seconds: float = 30.0
     in_flight: int = 0
-    _room: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.call_seconds = metrics.PROVIDER_LATENCY.labels(self.port.name)
 
     @property
     def name(self) -> str:
@@ -137,6 +139,7 @@ class Dispatcher:
 
     async def _send(self, slot: ProviderSlot, route: str, message: OutboundMessage
                     ) -> Sent | Failed:
+        started = time.monotonic()
         try:
             async with asyncio.timeout(slot.send_timeout_seconds):
                 result = await slot.port.send(message)
@@ -148,7 +151,9 @@ class Dispatcher:
         except Exception as exc:  # an adapter bug must not strand the message
             error = ProviderError("PROVIDER_ERROR", type(exc).__name__, retryable=True)
         else:
-            slot.breaker.record(False, time.monotonic())
+            now = time.monotonic()
+            slot.call_seconds.observe(now - started)
+            slot.breaker.record(False, now)
             return Sent(slot.name, route, result)
         # A permanent refusal or a throttle says the carrier is up and answering.
         slot.breaker.record(error.retryable and not error.throttled, time.monotonic())

@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import functools
 import heapq
 import json
 import os
@@ -36,7 +37,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from json.encoder import encode_basestring as _json_string
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -241,12 +242,15 @@ class Completed:
     duplicate_parts: int = 0
 
     def journal_line(self, received_at: str) -> str:
-        return json.dumps({
-            "client_ref": self.client_ref, "to": self.to, "from": self.from_,
-            "text": self.text, "data_coding": self.data_coding, "parts": self.parts,
-            "message_ids": self.message_ids, "mode": self.mode,
-            "duplicate_parts": self.duplicate_parts, "received_at": received_at,
-        }, ensure_ascii=False) + "\n"
+        """One JSON object and a newline (built by hand: this runs per message)."""
+        q = _json_string
+        ref = "null" if self.client_ref is None else q(self.client_ref)
+        ids = ", ".join(map(q, self.message_ids))
+        return (f'{{"client_ref": {ref}, "to": {q(self.to)}, "from": {q(self.from_)}, '
+                f'"text": {q(self.text)}, "data_coding": {self.data_coding}, '
+                f'"parts": {self.parts}, "message_ids": [{ids}], "mode": {q(self.mode)}, '
+                f'"duplicate_parts": {self.duplicate_parts}, '
+                f'"received_at": {q(received_at)}}}\n')
 
 
 @dataclass(slots=True)
@@ -337,9 +341,25 @@ def format_message_id(number: int, id_format: str) -> str:
     raise ValueError(f"unknown id format {id_format!r}")
 
 
+@functools.lru_cache(maxsize=64)
+def _smpp_minute(minute: int) -> str:
+    return time.strftime("%y%m%d%H%M", time.gmtime(minute * 60))
+
+
 def smpp_date(epoch: float) -> str:
     """YYMMDDhhmm, UTC: the date form of a delivery receipt."""
-    return time.strftime("%y%m%d%H%M", time.gmtime(epoch))
+    return _smpp_minute(int(epoch // 60))
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def iso_utc(epoch: float) -> str:
+    """ISO 8601 in UTC with milliseconds, e.g. 2024-05-01T12:00:00.123+00:00."""
+    second = int(epoch)
+    return f"{_iso_second(second)}.{int((epoch - second) * 1000):03d}+00:00"
 
 
 def receipt_text(
@@ -423,8 +443,9 @@ class _Receipt:
     attempts: int = 0
 
 
-RECEIPT_CHUNK: Final = 8
+RECEIPT_CHUNK: Final = 256
 PUMP_IDLE_S: Final = 0.005
+PUMP_MAX_IDLE_S: Final = 1.0
 FLUSH_EVERY_S: Final = 0.1
 MAX_RECEIPT_ATTEMPTS: Final = 5
 RETRY_AFTER_S: Final = 1.0
@@ -453,6 +474,10 @@ class Simulator:
         self.due: collections.deque[tuple[float, _Receipt]] = collections.deque()
         self.later: list[tuple[float, int, _Receipt]] = []
         self.later_seq = 0
+        self.in_flight = 0
+        self.pump_wake = asyncio.Event()
+        self.state_tlvs = {True: Tlv(TAG_MESSAGE_STATE, bytes((STATE_DELIVERED,))),
+                           False: Tlv(TAG_MESSAGE_STATE, bytes((STATE_UNDELIVERABLE,)))}
         self.waiting: dict[str, collections.deque[_Receipt]] = {}  # system_id -> no session
         self.journal_buffer: list[str] = []
         self.journal_file: TextIO | None = None
@@ -515,6 +540,7 @@ class Simulator:
             self._spawn(self._unbind(esme))
             return
         self.sessions[esme.session_id] = esme
+        _warn(f"bound {esme.session_id} system_id={esme.system_id!r}")
         waiting = self.waiting.pop(esme.system_id, None)
         if waiting and esme.can_receive:
             now = self.loop.time()
@@ -526,6 +552,7 @@ class Simulator:
             await esme.unbind()
 
     def on_unbound(self, session_id: str) -> None:
+        _warn(f"unbound {session_id} after {self.counts['submits']} submits")
         self.counts["unbinds"] += 1
         self.sessions.pop(session_id, None)
         self.refused.discard(session_id)
@@ -587,6 +614,8 @@ class Simulator:
                 _warn(f"accept failed: {exc!r}")
                 return
             if receipt is not None:
+                if not self.due:
+                    self.pump_wake.set()
                 self.due.append((self.loop.time() + self.receipt_delay, receipt))
         counts["accepted"] += 1
         completed = self.reassembler.add(
@@ -615,8 +644,7 @@ class Simulator:
         body = receipt_text(receipt_id, now, now + self.receipt_delay, delivered,
                             decode_text(part.body, event.data_coding)).encode("ascii")
         tlvs = ([Tlv(TAG_RECEIPTED_MESSAGE_ID, receipt_id.encode("ascii") + b"\x00"),
-                 Tlv(TAG_MESSAGE_STATE,
-                     bytes((STATE_DELIVERED if delivered else STATE_UNDELIVERABLE,)))]
+                 self.state_tlvs[delivered]]
                 if o.receipt_tlvs else [])
         receipt = _Receipt(event.session_id, system_id, event.destination_addr,
                            event.source_addr, body, tlvs)
@@ -644,14 +672,14 @@ class Simulator:
             if seen == 2:
                 self.counts["duplicate_client_refs"] += 1
         if self.journal_file is not None:
-            received_at = datetime.now(UTC).isoformat(timespec="milliseconds")
-            self.journal_buffer.append(completed.journal_line(received_at))
+            self.journal_buffer.append(completed.journal_line(iso_utc(time.time())))
 
     # ── receipts ──
 
     def _push_later(self, due: float, receipt: _Receipt) -> None:
         self.later_seq += 1
         heapq.heappush(self.later, (due, self.later_seq, receipt))
+        self.pump_wake.set()
 
     def _route(self, receipt: _Receipt) -> Esme | None:
         esme = self.sessions.get(receipt.session_id)
@@ -673,11 +701,17 @@ class Simulator:
             while later and later[0][0] <= now:
                 batch.append(heapq.heappop(later)[2])
             if not batch:
-                # New entries of `due` fall due after its head; `later` may grow anywhere.
-                wake = due[0][0] if due else now + PUMP_IDLE_S
-                if later:
-                    wake = min(wake, later[0][0])
-                await asyncio.sleep(max(PUMP_IDLE_S, wake - now))
+                # New entries of `due` fall due after its head, so sleeping until
+                # the earliest head is safe; when both queues are empty, wait to be
+                # woken by the first new entry (no polling while idle).
+                heads = [q[0][0] for q in (due, later) if q]
+                if heads:
+                    await asyncio.sleep(max(PUMP_IDLE_S, min(heads) - now))
+                else:
+                    self.pump_wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(PUMP_MAX_IDLE_S):
+                            await self.pump_wake.wait()
                 continue
             for start in range(0, len(batch), RECEIPT_CHUNK):
                 try:
@@ -706,10 +740,16 @@ class Simulator:
             routed.append(receipt)
         if not sends:
             return
-        results = await asyncio.gather(*sends, return_exceptions=True)
+        self.in_flight += len(sends)
+        try:
+            results = await asyncio.gather(*sends, return_exceptions=True)
+        finally:
+            self.in_flight -= len(sends)
         sent = 0
         for receipt, result in zip(routed, results, strict=True):
             if isinstance(result, BaseException) or not result.is_success:
+                if self.counts["receipt_retries"] < 5:
+                    _warn(f"deliver_sm failed: {result!r}")
                 self._retry(receipt)
             else:
                 sent += 1
@@ -770,7 +810,10 @@ class Simulator:
             "abandoned_messages": self.reassembler.abandoned,
             "receipts_sent": c["receipts_sent"],
             "receipts_failed": c["receipts_failed"],
-            "receipts_unsent": pending_receipts,
+            "receipts_unsent": pending_receipts + self.in_flight,
+            "receipts_in_flight": self.in_flight,
+            "receipt_retries": c["receipt_retries"],
+            "receipts_parked": c["receipts_parked"],
             "lost": c["lost"],
             "late_receipts": c["late_receipts"],
             "undelivered": c["undelivered"],
@@ -778,8 +821,8 @@ class Simulator:
             "binds_refused": c["binds_refused"],
             "unbinds": c["unbinds"],
             "errors": c["event_errors"] + c["resp_failed"],
-            "started_at": datetime.fromtimestamp(self.started_at, UTC).isoformat(),
-            "stopped_at": datetime.now(UTC).isoformat(),
+            "started_at": iso_utc(self.started_at),
+            "stopped_at": iso_utc(time.time()),
         }
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -38,9 +39,9 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def smpp_gateway(window: int, env: dict[str, str]) -> AsyncIterator[
-        tuple[str, str, Path]]:
-    """Yields a gateway sending through SMPP: its address, an API key, the SMSC's stats."""
+async def smpp_gateway(window: int, sessions: int, env: dict[str, str]) -> AsyncIterator[
+        tuple[str, str, Path, str]]:
+    """Yields a gateway sending through SMPP: address, API key, SMSC stats file, database."""
     if not (env.get("SMSGW_DATABASE_URL") and env.get("SMSGW_REDIS_URL")):
         raise SystemExit("--mode smpp starts a second gateway: set SMSGW_DATABASE_URL and "
                          "SMSGW_REDIS_URL to the stores of the gateway under test")
@@ -56,7 +57,7 @@ async def smpp_gateway(window: int, env: dict[str, str]) -> AsyncIterator[
         await asyncio.wait_for(asyncio.to_thread(smsc.stdout.readline), 30)
         provider = {"name": "smsc", "kind": "smpp", "host": "127.0.0.1", "port": smsc_port,
                     "system_id": "bench", "password": "bench", "window": window,
-                    "max_in_flight": 4 * window}
+                    "sessions": sessions, "max_in_flight": 4 * window * sessions}
         database = await _scratch_database(env["SMSGW_DATABASE_URL"])
         child_env = {**env, "SMSGW_PROVIDERS": json.dumps([provider]),
                      "SMSGW_DATABASE_URL": database,
@@ -70,7 +71,7 @@ async def smpp_gateway(window: int, env: dict[str, str]) -> AsyncIterator[
                 stderr=log)
         await _wait_listening(http_port, gateway)
         key = await _api_key(database)
-        yield f"127.0.0.1:{grpc_port}", key, work / "smsc-stats.json"
+        yield f"127.0.0.1:{grpc_port}", key, work / "smsc-stats.json", database
     finally:
         for child in (gateway, smsc):
             if child is not None and child.poll() is None:
@@ -133,6 +134,33 @@ def smsc_summary(stats_file: Path) -> dict[str, Any]:
     stats = json.loads(stats_file.read_text())
     return {k: stats.get(k) for k in ("submits", "accepted", "throttled", "receipts_sent",
                                       "duplicate_client_refs")}
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    sent: int  # handed over (SENT or settled since)
+    delivered: int
+    span: float  # seconds from the first SENT to the last
+    after_submit: int  # SENT once the submission had ended: the relay alone
+    after_submit_span: float
+
+
+async def progress(database: str, submit_ended: float) -> Progress:
+    """Read from the database, by the server's clock: no client has to keep up with events."""
+    conn = await asyncpg.connect(database)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE status IN (3, 4, 5)) AS sent,"
+            " count(*) FILTER (WHERE status = 4) AS delivered,"
+            " EXTRACT(EPOCH FROM max(sent_at) - min(sent_at)) AS span,"
+            " count(*) FILTER (WHERE sent_at > to_timestamp($1)) AS after,"
+            " EXTRACT(EPOCH FROM max(sent_at) - to_timestamp($1)) AS after_span"
+            " FROM messages", submit_ended)
+    finally:
+        await conn.close()
+    assert row is not None
+    return Progress(int(row["sent"]), int(row["delivered"]), float(row["span"] or 0.0),
+                    int(row["after"]), float(row["after_span"] or 0.0))
 
 
 def environment() -> dict[str, str]:

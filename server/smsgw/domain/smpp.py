@@ -24,6 +24,11 @@ _GSM_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 
 _GSM_ENCODE = {char: bytes([code]) for code, char in enumerate(_GSM_BASIC) if code != 0x1B}
 _GSM_ENCODE.update({char: bytes([0x1B, code]) for char, code in _GSM_EXTENSION.items()})
 
+# Printable ASCII that GSM 03.38 codes with the same value (not @ $ _ ` and the
+# bracket/brace characters, which move or need the escape table).
+_ASCII_SAFE = frozenset(c for c in map(chr, range(0x20, 0x7F)) if _GSM_ENCODE.get(c) == c.encode())
+_ASCII_SAFE |= {"\n", "\r"}
+
 DATA_CODING = {Encoding.GSM7: 0x00, Encoding.UCS2: 0x08}
 ESM_UDHI = 0x40
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
@@ -45,6 +50,8 @@ class Concatenation(enum.StrEnum):
 
 def gsm7_bytes(text: str) -> bytes:
     """GSM 03.38, unpacked (one septet per octet), as SMPP data_coding 0 carries it."""
+    if text.isascii() and _ASCII_SAFE.issuperset(text):
+        return text.encode("ascii")  # where GSM 03.38 and ASCII agree: most traffic
     return b"".join(_GSM_ENCODE[char] for char in text)
 
 
@@ -68,19 +75,15 @@ _CAPACITY = {  # per part, once a UDH takes its room
 }
 
 
-def _units(text: str, encoding: Encoding) -> int:
-    if encoding is Encoding.GSM7:
-        return len(gsm7_bytes(text))
-    return len(text.encode("utf-16-le")) // 2
-
-
 def submit_parts(text: str, encoding: Encoding, mode: Concatenation,
                  reference: int) -> list[SubmitPart]:
     """The ``submit_sm`` bodies for one message; ``reference`` ties the parts together."""
-    if _units(text, encoding) <= _SINGLE[encoding]:
-        return [SubmitPart(encode_text(text, encoding))]
+    whole = encode_text(text, encoding)
+    units = len(whole) if encoding is Encoding.GSM7 else len(whole) // 2
+    if units <= _SINGLE[encoding]:
+        return [SubmitPart(whole)]
     if mode is Concatenation.PAYLOAD:
-        return [SubmitPart(b"", tlvs=((TLV_MESSAGE_PAYLOAD, encode_text(text, encoding)),))]
+        return [SubmitPart(b"", tlvs=((TLV_MESSAGE_PAYLOAD, whole),))]
     pieces = chunks(text, encoding, _CAPACITY[encoding, mode])
     total = len(pieces)
     if total > 255:
@@ -145,14 +148,18 @@ class ParsedReceipt:
 
 def parse_receipt(short_message: bytes, tlvs: dict[int, bytes]) -> ParsedReceipt | None:
     """Reads a ``deliver_sm`` receipt: the TLVs first, the text for what they lack."""
+    raw_id, raw_state = tlvs.get(TLV_RECEIPTED_MESSAGE_ID), tlvs.get(TLV_MESSAGE_STATE)
+    if raw_id and raw_state:
+        state = _STATE_BY_NUMBER.get(raw_state[0], "UNKNOWN")
+        if state == "DELIVRD":  # the common case: no need to read the text at all
+            return ParsedReceipt(raw_id.rstrip(b"\x00").decode("ascii", "replace"), state, "",
+                                 MessageStatus.DELIVERED)
     text = _RECEIPT_TEXT.search(short_message)
-    raw_id = tlvs.get(TLV_RECEIPTED_MESSAGE_ID)
     message_id = raw_id.rstrip(b"\x00").decode("ascii", "replace") if raw_id else ""
     if not message_id and text:
         message_id = text["id"].decode("ascii", "replace")
     if not message_id:
         return None
-    raw_state = tlvs.get(TLV_MESSAGE_STATE)
     if raw_state:
         state = _STATE_BY_NUMBER.get(raw_state[0], "UNKNOWN")
     elif text:

@@ -575,22 +575,10 @@ class Simulator:
         if esme is None and session_id in self.refused:
             self._reject(event, ESME_RINVBNDSTS, "not_bound")
             return
-        if self.bucket is not None and not self.bucket.take():
-            self._reject(event, ESME_RTHROTTLED, "max_tps")
+        fault = self._injected_fault() if self.bucket is not None or self.faults else None
+        if fault is not None:
+            self._reject(event, *fault)
             return
-        if self.faults:
-            o, draw = self.o, self.rng.random()
-            if draw < o.throttle_rate:
-                self._reject(event, ESME_RTHROTTLED, "throttled")
-                return
-            draw -= o.throttle_rate
-            if draw < o.queue_full_rate:
-                self._reject(event, ESME_RMSGQFUL, "queue_full")
-                return
-            draw -= o.queue_full_rate
-            if draw < o.reject_rate:
-                self._reject(event, ESME_RINVDSTADR, "invalid_dest")
-                return
         tlvs = {tlv.tag: tlv.value for tlv in event.tlvs}
         try:
             part = split_part(event.esm_class, event.short_message, tlvs)
@@ -603,7 +591,7 @@ class Simulator:
         self.next_id = number + 1
         message_id = format_message_id(number, self.o.id_format)
         system_id = esme.system_id if esme is not None else ""
-        receipt = self._make_receipt(event, esme, system_id, part, number)
+        receipt = self._make_receipt(event, system_id, part, number)
         if receipt is not None and self.o.receipt_before_resp:
             self._spawn(self._receipt_then_accept(event, receipt, message_id))
         else:
@@ -624,8 +612,24 @@ class Simulator:
         if completed is not None:
             self._complete(completed)
 
+    def _injected_fault(self) -> tuple[int, str] | None:
+        """The token bucket first, then one draw split across the fault rates."""
+        if self.bucket is not None and not self.bucket.take():
+            return ESME_RTHROTTLED, "max_tps"
+        if self.faults:
+            o, draw = self.o, self.rng.random()
+            for rate, status, reason in (
+                (o.throttle_rate, ESME_RTHROTTLED, "throttled"),
+                (o.queue_full_rate, ESME_RMSGQFUL, "queue_full"),
+                (o.reject_rate, ESME_RINVDSTADR, "invalid_dest"),
+            ):
+                if draw < rate:
+                    return status, reason
+                draw -= rate
+        return None
+
     def _make_receipt(
-        self, event: SubmitSmEvent, esme: Esme | None, system_id: str, part: Part, number: int,
+        self, event: SubmitSmEvent, system_id: str, part: Part, number: int,
     ) -> _Receipt | None:
         wanted = event.registered_delivery & 0x03
         if not wanted:

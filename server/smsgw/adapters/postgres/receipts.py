@@ -19,21 +19,28 @@ class ReceiptRepository:
     async def apply(self, provider: str, receipts: Sequence[DeliveryReceipt]) -> set[str]:
         """Records the receipts that match a SENT message; returns their provider ids.
 
-        A receipt for one part of a multipart message marks that part; the
-        message itself settles when all its parts have reported.
+        Most messages are single-part, so their receipts are applied first,
+        in one statement. Only what that leaves unmatched is tried against
+        the parts of multipart messages: a receipt for one part marks it, and
+        the message settles once all its parts have reported. No transaction
+        is needed: each statement sees what the others committed, and a
+        message settles at most once (only a SENT message changes).
         """
-        async with self._db.transaction() as conn:
-            parts = await conn.fetch(Q["mark_parts"], provider, *_columns(receipts))
-            matched = {row[0] for row in parts}
-            direct = [r for r in receipts if r.provider_message_id not in matched]
-            if parts:
-                settled = await conn.fetch(Q["settled_multipart"],
-                                           list({row[1] for row in parts}))
-                direct += [DeliveryReceipt(provider, row[0], MessageStatus(row[1]), row[2],
-                                           row[3]) for row in settled]
-            if direct:
-                rows = await conn.fetch(Q["apply_receipts"], provider, *_columns(direct))
-                matched.update(row[0] for row in rows)
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(Q["apply_receipts"], provider, *_columns(receipts))
+            matched = {row[0] for row in rows}
+            rest = [r for r in receipts if r.provider_message_id not in matched]
+            if not rest:
+                return matched
+            parts = await conn.fetch(Q["mark_parts"], provider, *_columns(rest))
+            if not parts:
+                return matched
+            matched.update(row[0] for row in parts)
+            settled = await conn.fetch(Q["settled_multipart"], list({row[1] for row in parts}))
+            if settled:
+                await conn.fetch(Q["apply_multipart"], provider, *_columns([
+                    DeliveryReceipt(provider, row[0], MessageStatus(row[1]), row[2], row[3])
+                    for row in settled]))
         return matched
 
     async def expire_unreceipted(self, timeout_seconds: float, limit: int = 1000) -> int:

@@ -18,7 +18,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -67,6 +67,9 @@ class SmppConfig:
     rebind_max_seconds: float = 30.0
     bind_wait_seconds: float = 5.0
     connect_timeout_ms: int = 5000
+    inbound_capacity: int = 65536
+    receipt_readers: int = 4
+    sessions: int = 1  # binds to open; each has its own window
 
     def __post_init__(self) -> None:
         # SMPP 3.4 fixes these sizes (C-Octet-Strings, NUL included); a longer
@@ -95,51 +98,72 @@ _DEFAULTS = SmppConfig("", "", 0, "", receipt_id_format=IdFormat.HEX)
 
 
 class SmppProvider:
+    """One provider: ``sessions`` binds to the SMSC, each with its own window.
+
+    A message goes whole (all its parts) through the bound session with the
+    most room. Throttling slows every session of the provider: the SMSC's
+    limit is usually per account, not per bind.
+    """
+
     def __init__(self, config: SmppConfig, rng: random.Random | None = None) -> None:
         self.name = config.name
         self._config = config
         self._receipt_format = config.receipt_id_format or config.id_format
         self._rng = rng or random.Random()
         self._references = itertools.count(self._rng.randrange(1 << 16))
-        self._window = asyncio.Semaphore(config.window)
-        self._session: smpp34.Smsc | None = None
-        self._client: smpp34.Client | None = None
-        self._bound = asyncio.Event()
+        self._sessions = [_Session(config, n, self._receipt, self._rng)
+                          for n in range(config.sessions)]
         self._on_receipt: ReceiptSink | None = None
-        self._task: asyncio.Task[None] | None = None
         self._calm_at = 0.0  # while throttled, no part goes out before this
         self._backoff = config.throttle_backoff_seconds
 
     async def start(self, on_receipt: ReceiptSink) -> None:
         self._on_receipt = on_receipt
-        if self._task is None:
-            self._task = asyncio.create_task(self._keep_bound(), name=f"smpp-{self.name}")
+        for session in self._sessions:
+            session.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._unbind()
+        await asyncio.gather(*(session.stop() for session in self._sessions))
 
     async def send(self, message: OutboundMessage) -> SendResult:
         reference = next(self._references) & 0xFFFF
         parts = submit_parts(message.body, message.encoding, self._config.concatenation,
                              reference)
+        session = await self._pick()
         ids = []
-        async with self._window:
-            for part in parts:
-                ids.append(await self._submit(message, part))
+        session.in_use += 1
+        try:
+            async with session.window:
+                for part in parts:
+                    ids.append(await self._submit(session, message, part))
+        finally:
+            session.in_use -= 1
         return SendResult(provider_message_id=ids[0], part_ids=tuple(ids) if len(ids) > 1 else ())
 
-    async def _submit(self, message: OutboundMessage, part: SubmitPart) -> str:
+    async def _pick(self) -> _Session:
+        bound = [s for s in self._sessions if s.smsc is not None]
+        if not bound:
+            waits = [asyncio.create_task(s.bound.wait()) for s in self._sessions]
+            _done, pending = await asyncio.wait(waits, timeout=self._config.bind_wait_seconds,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            bound = [s for s in self._sessions if s.smsc is not None]
+            if not bound:
+                raise ProviderError("SMPP_NOT_BOUND", f"no session with {self._config.host}",
+                                    retryable=True)
+        return min(bound, key=lambda s: s.in_use)
+
+    async def _submit(self, session: _Session, message: OutboundMessage,
+                      part: SubmitPart) -> str:
         for _ in range(self._config.throttle_retries + 1):
-            session = await self._session_or_fail()
+            smsc = session.smsc
+            if smsc is None:
+                raise ProviderError("SMPP_CONNECTION", "session lost", retryable=True)
             if (pause := self._calm_at - time.monotonic()) > 0:
                 await asyncio.sleep(pause)
             try:
-                response = await session.submit_sm(
+                response = await smsc.submit_sm(
                     message.to.lstrip("+"), part.short_message,
                     source_addr=message.sender or self._config.default_sender,
                     source_addr_ton=_ton(message.sender or self._config.default_sender),
@@ -151,7 +175,6 @@ class SmppProvider:
             except smpp34.SmppError as exc:
                 status, text = _status_of(exc), str(exc)
             except (ConnectionError, OSError, RuntimeError) as exc:
-                self._bound.clear()
                 raise ProviderError("SMPP_CONNECTION", f"session lost: {exc}",
                                     retryable=True) from exc
             else:
@@ -166,51 +189,9 @@ class SmppProvider:
                             throttled=True)
 
     def _slow_down(self) -> None:
-        """Throttled: pause the whole session, twice as long each time in a row."""
+        """Throttled: pause every session, twice as long each time in a row."""
         self._calm_at = max(self._calm_at, time.monotonic() + self._backoff)
         self._backoff = min(self._backoff * 2, 5.0)
-
-    async def _session_or_fail(self) -> smpp34.Smsc:
-        if self._session is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._bound.wait(), self._config.bind_wait_seconds)
-        if self._session is None:
-            raise ProviderError("SMPP_NOT_BOUND", f"no session with {self._config.host}",
-                                retryable=True)
-        return self._session
-
-    async def _keep_bound(self) -> None:
-        delay = self._config.rebind_min_seconds
-        while True:
-            try:
-                await self._bind()
-                delay = self._config.rebind_min_seconds
-                await self._read_until_closed()
-            except (smpp34.SmppError, ConnectionError, OSError, RuntimeError) as exc:
-                log.warning("smpp bind failed", extra={"provider": self.name,
-                                                        "error": str(exc)[:200]})
-            await self._unbind()
-            await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
-            delay = min(delay * 2, self._config.rebind_max_seconds)
-
-    async def _bind(self) -> None:
-        c = self._config
-        self._client = smpp34.Client(
-            host=c.host, port=c.port, system_id=c.system_id, password=c.password,
-            bind_type=c.bind_type, system_type=c.system_type, window_size=c.window,
-            connect_timeout_ms=c.connect_timeout_ms)
-        self._session = await self._client.connect()
-        self._bound.set()
-        log.info("smpp bound", extra={"provider": self.name})
-
-    async def _read_until_closed(self) -> None:
-        assert self._session is not None
-        while True:
-            event = await self._session.next()
-            if isinstance(event, smpp34.Disconnected):
-                log.warning("smpp session closed", extra={"provider": self.name})
-                return
-            self._receipt(event)
 
     def _receipt(self, event: smpp34.DeliverSmEvent) -> None:
         parsed = parse_receipt(event.short_message, {t.tag: t.value for t in event.tlvs})
@@ -224,13 +205,91 @@ class SmppProvider:
             error_code=f"SMPP_{parsed.state}" if failed else "",
             error_description=f"err:{parsed.error}" if failed and parsed.error else ""))
 
+
+class _Session:
+    """One bind, kept up: rebinds with backoff and jitter whenever it drops."""
+
+    def __init__(self, config: SmppConfig, number: int,
+                 on_deliver: Callable[[smpp34.DeliverSmEvent], None],
+                 rng: random.Random) -> None:
+        self._config = config
+        self._label = f"{config.name}#{number}"
+        self._on_deliver = on_deliver
+        self._rng = rng
+        self.window = asyncio.Semaphore(config.window)
+        self.in_use = 0  # messages holding or waiting for this session's window
+        self.smsc: smpp34.Smsc | None = None
+        self.bound = asyncio.Event()
+        self._client: smpp34.Client | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._keep_bound(), name=f"smpp-{self._label}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._unbind()
+
+    async def _keep_bound(self) -> None:
+        delay = self._config.rebind_min_seconds
+        while True:
+            try:
+                await self._bind()
+                delay = self._config.rebind_min_seconds
+                await self._read_until_closed()
+            except (smpp34.SmppError, ConnectionError, OSError, RuntimeError) as exc:
+                log.warning("smpp bind failed", extra={"provider": self._label,
+                                                        "error": str(exc)[:200]})
+            await self._unbind()
+            await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
+            delay = min(delay * 2, self._config.rebind_max_seconds)
+
+    async def _bind(self) -> None:
+        c = self._config
+        self._client = smpp34.Client(
+            host=c.host, port=c.port, system_id=c.system_id, password=c.password,
+            bind_type=c.bind_type, system_type=c.system_type, window_size=c.window,
+            connect_timeout_ms=c.connect_timeout_ms,
+            # Receipts queue here until we read them; a full queue makes the
+            # library refuse them (ESME_RMSGQFUL), so leave room for bursts.
+            inbound_capacity=c.inbound_capacity)
+        self.smsc = await self._client.connect()
+        self.bound.set()
+        log.info("smpp bound", extra={"provider": self._label})
+
+    async def _read_until_closed(self) -> None:
+        """Reads receipts with several pulls outstanding: one pull at a time lets
+        the library's inbound queue back up, and a full queue stalls the session."""
+        readers = [asyncio.create_task(self._read()) for _ in range(self._config.receipt_readers)]
+        try:
+            await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+        log.warning("smpp session closed", extra={"provider": self._label})
+
+    async def _read(self) -> None:
+        assert self.smsc is not None
+        smsc = self.smsc
+        while True:
+            event = await smsc.next()
+            if isinstance(event, smpp34.Disconnected):
+                return
+            self._on_deliver(event)
+
     async def _unbind(self) -> None:
-        self._bound.clear()
-        session, client = self._session, self._client
-        self._session = self._client = None
-        if session is not None:
+        self.bound.clear()
+        smsc, client = self.smsc, self._client
+        self.smsc = self._client = None
+        if smsc is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(session.unbind(), 2)
+                await asyncio.wait_for(smsc.unbind(), 2)
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.stop()

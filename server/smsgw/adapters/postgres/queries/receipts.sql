@@ -17,6 +17,40 @@ WITH input AS (
     -- The <> '' lets the planner use the partial index messages_provider_ref.
     WHERE m.provider = $1 AND m.provider_message_id = i.provider_message_id
       AND m.provider_message_id <> '' AND m.status = 3
+      -- A multipart message settles through its parts (mark_parts), not here.
+      AND NOT EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id)
+    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
+              m.error_code, m.error_description, m.client_reference
+), evented AS (
+    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
+                                provider_message_id, error_code, error_description,
+                                client_reference)
+    SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
+           error_description, client_reference
+    FROM updated
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
+)
+SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
+
+-- name: apply_multipart
+-- The settled outcome of multipart messages, under the message's own id.
+WITH input AS (
+    SELECT *
+    FROM unnest($2::text[], $3::smallint[], $4::text[], $5::text[])
+        AS t(provider_message_id, status, error_code, error_description)
+), updated AS (
+    UPDATE messages m
+    SET status = i.status,
+        error_code = i.error_code,
+        error_description = i.error_description,
+        delivered_at = CASE WHEN i.status = 4 THEN now() END,
+        updated_at = now()
+    FROM input i
+    -- The <> '' lets the planner use the partial index messages_provider_ref.
+    WHERE m.provider = $1 AND m.provider_message_id = i.provider_message_id
+      AND m.provider_message_id <> '' AND m.status = 3
+      AND EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id)
     RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
               m.error_code, m.error_description, m.client_reference
 ), evented AS (
@@ -32,9 +66,13 @@ WITH input AS (
 SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
 
 -- name: find_provider_refs
--- Which of these provider ids belong to a message at all (in any state).
+-- Which of these provider ids belong to a message that already settled: a
+-- receipt for one is a duplicate. A message still SENT is not in the list:
+-- its SENT write-back may have committed just after the receipt was tried,
+-- and the receipt must be tried again, not dropped.
 SELECT provider_message_id FROM messages
-WHERE provider = $1 AND provider_message_id = ANY($2::text[]) AND provider_message_id <> '';
+WHERE provider = $1 AND provider_message_id = ANY($2::text[]) AND provider_message_id <> ''
+  AND status <> 3;
 
 -- name: mark_parts
 -- Receipts that name a part of a multipart message. A part keeps its first

@@ -44,6 +44,22 @@ CREATE TABLE dead_letters (
 
 CREATE INDEX dead_letters_order ON dead_letters (dead_at DESC, message_id DESC);
 
+-- Receipts that matched no SENT message yet (they overtook the SENT
+-- write-back, or name a part not recorded yet). Kept here, not in one
+-- process's memory, so a crash loses none and any process retries them
+-- until the match window ends.
+CREATE TABLE pending_receipts (
+    provider             text NOT NULL,
+    provider_message_id  text NOT NULL,
+    status               smallint NOT NULL,
+    error_code           text NOT NULL DEFAULT '',
+    error_description    text NOT NULL DEFAULT '',
+    received_at          timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, provider_message_id, status)
+);
+
+CREATE INDEX pending_receipts_received ON pending_receipts (received_at);
+
 -- Sent messages still waiting for a receipt, oldest first: the receipt
 -- timeout sweeps them to EXPIRED when none ever comes.
 CREATE INDEX messages_awaiting_receipt ON messages (sent_at) WHERE status = 3;

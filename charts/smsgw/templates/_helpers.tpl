@@ -47,6 +47,21 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     secretKeyRef:
       name: {{ .Values.existingSecret }}
       key: {{ .Values.secretKeys.redisUrl }}
+{{- with .Values.providers }}
+- name: SMSGW_PROVIDERS
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- with .Values.routes }}
+- name: SMSGW_ROUTES
+  value: {{ toJson . | quote }}
+{{- end }}
+{{- range .Values.providerSecrets }}
+- name: {{ .env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- end }}
 {{- range $name, $value := .Values.config }}
 - name: {{ $name }}
   value: {{ $value | quote }}

@@ -1,9 +1,11 @@
-"""Applies delivery receipts in batches, holding back those that came too early.
+"""Applies delivery receipts in batches; those that come too early wait in the database.
 
 A carrier may report delivery before our SENT write-back has committed (the
-receipt races the relay's batch). Such a receipt matches nothing yet, so it
-is kept and tried again until ``match_window_seconds``; only then is it
-counted as unmatched and dropped.
+receipt races the relay's batch), or for a part whose id is not recorded
+yet. Such a receipt matches nothing yet, so it is held in
+``pending_receipts`` (not in this process's memory: a carrier that got its
+acknowledgement will not send it again) and tried again, by any process,
+until ``match_window_seconds``; only then is it counted as unmatched.
 """
 
 from __future__ import annotations
@@ -11,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import defaultdict
-from dataclasses import dataclass
 
 from smsgw import metrics
 from smsgw.adapters.postgres.receipts import ReceiptRepository
@@ -24,12 +24,6 @@ from smsgw.ports import DeliveryReceipt
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class _Held:
-    receipt: DeliveryReceipt
-    give_up_at: float
-
-
 class ReceiptProcessor:
     def __init__(self, receipts: ReceiptRepository, match_window_seconds: float = 120.0,
                  retry_seconds: float = 0.5, coalesce_seconds: float = 0.05) -> None:
@@ -37,74 +31,85 @@ class ReceiptProcessor:
         self._repo = receipts
         self._window = match_window_seconds
         self._retry = retry_seconds
-        self._incoming: list[_Held] = []
-        self._held: list[_Held] = []
+        self._incoming: list[DeliveryReceipt] = []
         self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def accept(self, receipt: DeliveryReceipt) -> None:
         """The ReceiptSink given to providers: cheap, never blocks the caller."""
-        self._incoming.append(_Held(receipt, time.monotonic() + self._window))
+        self._incoming.append(receipt)
         self._ready.set()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="receipts")
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._run(), name="receipts"),
+                           asyncio.create_task(self._run_held(), name="receipts-held")]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if tasks:
             with contextlib.suppress(Unavailable):
-                await self._apply_once()
+                await self._apply_incoming()
 
     async def _run(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), self._retry)
+            await self._ready.wait()
             await asyncio.sleep(self._coalesce)  # receipts come in bursts: take them together
             self._ready.clear()
             try:
-                await self._apply_once()
+                await self._apply_incoming()
             except Unavailable as exc:
                 log.warning("cannot apply receipts", extra={"error": str(exc)})
+                await asyncio.sleep(self._retry)
 
-    async def _apply_once(self) -> None:
-        batch, self._held, self._incoming = self._held + self._incoming, [], []
-        by_provider: dict[str, list[_Held]] = defaultdict(list)
-        for held in batch:
-            by_provider[held.receipt.provider].append(held)
+    async def _apply_incoming(self) -> None:
+        batch, self._incoming = self._incoming, []
+        by_provider: dict[str, list[DeliveryReceipt]] = defaultdict(list)
+        for receipt in batch:
+            by_provider[receipt.provider].append(receipt)
         for provider, group in by_provider.items():
             try:
                 await self._apply(provider, group)
             except Unavailable:
-                self._held.extend(group)
+                self._incoming.extend(group)
                 raise
 
-    async def _apply(self, provider: str, group: list[_Held]) -> None:
-        matched = await self._repo.apply(provider, [h.receipt for h in group])
-        unmatched = [h for h in group if h.receipt.provider_message_id not in matched]
-        for held in group:
-            if held.receipt.provider_message_id in matched:
-                metrics.RECEIPTS.labels(provider, _result(held.receipt.status)).inc()
+    async def _apply(self, provider: str, group: list[DeliveryReceipt]) -> None:
+        matched = await self._repo.apply(provider, group)
+        _count(provider, [r for r in group if r.provider_message_id in matched])
+        unmatched = [r for r in group if r.provider_message_id not in matched]
         if not unmatched:
             return
-        known = await self._repo.known(provider, [h.receipt.provider_message_id
-                                                  for h in unmatched])
-        now = time.monotonic()
-        for held in unmatched:
-            if held.receipt.provider_message_id in known:
+        known = await self._repo.known(provider, [r.provider_message_id for r in unmatched])
+        for receipt in unmatched:
+            if receipt.provider_message_id in known:
                 metrics.RECEIPTS.labels(provider, "duplicate").inc()
-            elif now >= held.give_up_at:
-                metrics.RECEIPTS.labels(provider, "unmatched").inc()
+        held = [r for r in unmatched if r.provider_message_id not in known]
+        if held:
+            await self._repo.hold(provider, held)
+
+    async def _run_held(self) -> None:
+        while True:
+            await asyncio.sleep(self._retry)
+            try:
+                matched, given_up = await self._repo.retry_held(self._window)
+            except Unavailable as exc:
+                log.warning("cannot retry held receipts", extra={"error": str(exc)})
+                continue
+            for provider in {r.provider for r in matched}:
+                _count(provider, [r for r in matched if r.provider == provider])
+            for receipt in given_up:
+                metrics.RECEIPTS.labels(receipt.provider, "unmatched").inc()
                 log.warning("unmatched delivery receipt",
-                            extra={"provider": provider,
-                                   "provider_message_id": held.receipt.provider_message_id})
-            else:
-                self._held.append(held)
+                            extra={"provider": receipt.provider,
+                                   "provider_message_id": receipt.provider_message_id})
 
 
-def _result(status: MessageStatus) -> str:
-    return "delivered" if status is MessageStatus.DELIVERED else "undelivered"
+def _count(provider: str, receipts: list[DeliveryReceipt]) -> None:
+    for receipt in receipts:
+        result = "delivered" if receipt.status is MessageStatus.DELIVERED else "undelivered"
+        metrics.RECEIPTS.labels(provider, result).inc()

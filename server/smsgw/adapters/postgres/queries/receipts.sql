@@ -127,3 +127,24 @@ WITH due AS (
     SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
 )
 SELECT count(*) FROM updated LEFT JOIN notified ON true;
+
+-- name: hold_receipts
+INSERT INTO pending_receipts (provider, provider_message_id, status, error_code,
+                              error_description)
+SELECT $1, * FROM unnest($2::text[], $3::smallint[], $4::text[], $5::text[])
+ON CONFLICT DO NOTHING;
+
+-- name: take_pending
+-- The oldest held receipts, locked so two processes never work the same
+-- ones; each says whether its match window has run out.
+SELECT provider, provider_message_id, status, error_code, error_description,
+       received_at < now() - make_interval(secs => $2) AS expired
+FROM pending_receipts
+ORDER BY received_at
+LIMIT $1
+FOR UPDATE SKIP LOCKED;
+
+-- name: release_pending
+DELETE FROM pending_receipts
+WHERE (provider, provider_message_id, status) IN (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[]));

@@ -8,8 +8,8 @@ Four measurements, each bounded in count and time so it stops by itself:
   request is sent to the moment its SENT event arrives on a watch stream;
 - ``relay``: how fast the relay hands a backlog to the provider, counted
   from SENT events while a bulk submission runs.
-- ``smpp`` (not in ``all``): the relay measurement through the SMPP adapter
-  to the SMSC simulator, in a second gateway process this mode starts.
+- ``smpp`` (not in ``all``): a backlog sent through the SMPP adapter to the
+  SMSC simulator, by gateways this mode starts on a scratch database.
 
 Requests are built before the clock starts, so the client spends its time
 on the wire, not in Python: it shares the machine with the server.
@@ -286,31 +286,34 @@ async def _relay(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
 
 async def _smpp(args: argparse.Namespace, target: Target) -> dict[str, Any]:
-    async with bench_smpp.smpp_gateway(args.smpp_window, args.smpp_sessions,
-                                       bench_smpp.environment()) as (
-            address, key, stats, database):
-        smpp_target = Target(address, (("authorization", f"Bearer {key}"),), target.run)
+    rig = bench_smpp.SmppRig(args.smpp_window, args.smpp_sessions, bench_smpp.environment())
+    await rig.start()
+    try:
+        intake = await rig.start_gateway(relay=False)
+        key = await rig.api_key()
+        smpp_target = Target(intake, (("authorization", f"Bearer {key}"),), target.run)
         requests = _requests(smpp_target, "smpp", args.relay_count)
         channels, stubs = _stubs(smpp_target, 1)
-        started = time.perf_counter()
         accepted, _failed = await _stream(stubs[0], smpp_target, requests, args.chunk)
-        submitted, submit_ended = time.perf_counter(), time.time()
         await _close(channels)
+        await rig.stop_gateway()
+        await rig.start_gateway(relay=True)
+        started = time.perf_counter()
         while True:
-            done = await bench_smpp.progress(database, submit_ended)
+            done = await bench_smpp.progress(rig.database)
             if done.delivered >= accepted or time.perf_counter() - started > args.max_seconds:
                 break
             await asyncio.sleep(0.25)
+    finally:
+        await rig.stop()
     return {"window": args.smpp_window, "sessions": args.smpp_sessions,
-            "messages": accepted, "sent": done.sent,
-            "delivered": done.delivered, "submit_seconds": round(submitted - started, 2),
-            "first_to_last_sent_seconds": round(done.span, 2),
-            "sent_per_second": round(done.sent / done.span) if done.span > 0 else None,
-            # Once the stream has ended the gateway only relays: the backlog's drain rate.
-            "sent_after_submit": done.after_submit,
-            "sent_per_second_after_submit": round(done.after_submit / done.after_submit_span)
-            if done.after_submit_span > 0 else None,
-            "smsc": bench_smpp.smsc_summary(stats)}
+            "messages": accepted, "sent": done.sent, "delivered": done.delivered,
+            "first_to_last_sent_seconds": round(done.sent_span, 2),
+            "sent_per_second": round(done.sent / done.sent_span) if done.sent_span else None,
+            # From the first SENT to the last DELIVERED: every receipt back and applied.
+            "delivered_per_second": round(done.delivered / done.delivered_span)
+            if done.delivered_span else None,
+            "smsc": bench_smpp.smsc_summary(rig.stats)}
 
 
 _MEASUREMENTS = {"unary": _unary, "bulk": _bulk, "latency": _latency, "relay": _relay,

@@ -37,6 +37,8 @@ class ProviderSettings:
 
 def parse_providers(value: Any, environ: Mapping[str, str],
                     default_retry: RetryPolicy) -> tuple[ProviderSettings, ...]:
+    if _typed(value, ProviderSettings):
+        return tuple(value)
     items = _tables(value, "providers")
     providers = tuple(_provider(item, environ, default_retry) for item in items)
     names = [p.name for p in providers]
@@ -81,6 +83,8 @@ def _section(cls: Any, table: dict[str, Any], prefix: str, default: Any) -> Any:
 
 
 def parse_routes(value: Any) -> tuple[RouteRule, ...]:
+    if _typed(value, RouteRule):
+        return tuple(value)
     return tuple(_route(item, n) for n, item in enumerate(_tables(value, "routes")))
 
 
@@ -102,11 +106,14 @@ def _route(item: Mapping[str, Any], position: int) -> RouteRule:
         traffic_classes=classes)
 
 
+def _typed(value: Any, kind: type) -> bool:
+    """Already parsed (settings built in code): an empty or all-typed sequence."""
+    return isinstance(value, list | tuple) and all(isinstance(v, kind) for v in value)
+
+
 def _tables(value: Any, what: str) -> list[Mapping[str, Any]]:
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else []
-    if isinstance(value, tuple) and all(not isinstance(v, Mapping) for v in value):
-        return []  # already parsed (a replace() of typed settings)
     if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
         raise ValueError(f"{what}: expected a list of tables")
     return list(value)

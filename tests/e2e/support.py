@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
@@ -40,3 +42,13 @@ def request(to: str = "+16502530000", body: str = "hello", key: str | None = Non
 
 
 STATUS = pb.MessageStatus.Name
+
+
+async def stream_accepted(client: Any, chunks: int, per_chunk: int) -> list[str]:
+    """Submits chunks of new messages over the bulk stream; returns the accepted ids."""
+    async def requests() -> AsyncIterator[pb.SendMessagesRequest]:
+        for _chunk in range(chunks):
+            yield pb.SendMessagesRequest(items=[request() for _ in range(per_chunk)])
+
+    return [r.message.id async for response in client.stub.SendMessages(
+        requests(), metadata=client.auth) for r in response.results if r.HasField("message")]

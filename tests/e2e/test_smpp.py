@@ -15,7 +15,7 @@ from smsgw.proto import admin_pb2 as admin
 from smsgw.proto import admin_pb2_grpc
 from smsgw.proto import sms_pb2 as pb
 from tests.conftest import client_for, new_tenant_key
-from tests.e2e.support import request
+from tests.e2e.support import request, stream_accepted
 
 pytestmark = pytest.mark.e2e
 
@@ -84,11 +84,7 @@ async def test_a_relay_killed_under_smpp_load_loses_nothing_and_duplicates_are_c
     victim = await start_server(providers=providers, relay_lease_seconds=2)
     key = await new_tenant_key(database_url)
     async with client_for(victim.address, key) as c:
-        async def chunks():
-            for _chunk in range(4):
-                yield pb.SendMessagesRequest(items=[request() for _ in range(500)])
-        accepted = [r.message.id async for resp in c.stub.SendMessages(chunks(), metadata=c.auth)
-                    for r in resp.results if r.HasField("message")]
+        accepted = await stream_accepted(c, chunks=4, per_chunk=500)
     assert len(accepted) == 2000
     conn = await asyncpg.connect(database_url)
     try:

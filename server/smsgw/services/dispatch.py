@@ -12,6 +12,7 @@ an outage never spins messages through their retries.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from smsgw.domain.breaker import BreakerState, CircuitBreaker
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import NoRoute, Router
 from smsgw.ports import OutboundMessage, ProviderError, SendPort, SendResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -81,8 +84,7 @@ class Dispatcher:
         self._router = router
         self._slots = dict(slots)
         for slot in self._slots.values():
-            gauge = metrics.BREAKER_STATE.labels(slot.name)
-            gauge.set(int(slot.breaker.state))
+            BreakerGauge(slot.name)(slot.breaker.state)
 
     @property
     def slots(self) -> Mapping[str, ProviderSlot]:
@@ -116,12 +118,10 @@ class Dispatcher:
 
     async def _try(self, slot: ProviderSlot, route: str, message: OutboundMessage,
                    waits: list[float]) -> Sent | Failed | None:
-        now = time.monotonic()
-        if slot.breaker.state is BreakerState.OPEN and now < slot.breaker.retry_at():
-            waits.append(slot.breaker.retry_at() - now)
-            return None
-        if slot.in_flight >= slot.max_in_flight:
-            waits.append(0.05)
+        if not slot.free():  # circuit open (or probes all out), or the in-flight cap reached
+            opened = slot.breaker.state is BreakerState.OPEN
+            waits.append(max(0.05, slot.breaker.retry_at() - time.monotonic()) if opened
+                         else 0.05)
             return None
         slot.in_flight += 1
         try:
@@ -149,6 +149,8 @@ class Dispatcher:
             error = ProviderError("PROVIDER_TIMEOUT", "provider did not answer in time",
                                   retryable=True)
         except Exception as exc:  # an adapter bug must not strand the message
+            log.exception("provider adapter failed",
+                          extra={"provider": slot.name, "message_id": str(message.id)})
             error = ProviderError("PROVIDER_ERROR", type(exc).__name__, retryable=True)
         else:
             now = time.monotonic()

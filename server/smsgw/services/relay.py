@@ -38,7 +38,6 @@ class RelayConfig:
     max_in_flight: int = 2000
     poll_seconds: float = 1.0
     lease_seconds: float = 60.0
-    send_timeout_seconds: float = 30.0
     max_age_seconds: float = 86400.0
     stop_timeout_seconds: float = 10.0
     # After a wake-up, wait this long for more work to gather: one claim or

@@ -78,7 +78,7 @@ class ReceiptRepository:
 
 async def _apply(conn: Connection, provider: str, receipts: Sequence[DeliveryReceipt]
                  ) -> set[str]:
-    rows = await conn.fetch(Q["apply_receipts"], provider, *_columns(receipts))
+    rows = await conn.fetch(Q["apply_receipts"], provider, *_columns(receipts), False)
     matched = {row[0] for row in rows}
     rest = [r for r in receipts if r.provider_message_id not in matched]
     if not rest:
@@ -89,9 +89,9 @@ async def _apply(conn: Connection, provider: str, receipts: Sequence[DeliveryRec
     matched.update(row[0] for row in parts)
     settled = await conn.fetch(Q["settled_multipart"], list({row[1] for row in parts}))
     if settled:
-        await conn.fetch(Q["apply_multipart"], provider, *_columns([
+        await conn.fetch(Q["apply_receipts"], provider, *_columns([
             DeliveryReceipt(provider, row[0], MessageStatus(row[1]), row[2], row[3])
-            for row in settled]))
+            for row in settled]), True)
     return matched
 
 

@@ -1,7 +1,9 @@
 -- name: apply_receipts
 -- Matches receipts to SENT messages by (provider, provider_message_id) and
 -- records the final state. Returns the ids it matched; the caller keeps the
--- rest for a while, as a receipt may overtake the SENT commit.
+-- rest for a while, as a receipt may overtake the SENT commit. $6 says which
+-- messages: single-part ones (false), or multipart ones settled through
+-- their parts (true), under the message's own id.
 WITH input AS (
     SELECT *
     FROM unnest($2::text[], $3::smallint[], $4::text[], $5::text[])
@@ -17,40 +19,7 @@ WITH input AS (
     -- The <> '' lets the planner use the partial index messages_provider_ref.
     WHERE m.provider = $1 AND m.provider_message_id = i.provider_message_id
       AND m.provider_message_id <> '' AND m.status = 3
-      -- A multipart message settles through its parts (mark_parts), not here.
-      AND NOT EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id)
-    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
-              m.error_code, m.error_description, m.client_reference
-), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
-                                provider_message_id, error_code, error_description,
-                                client_reference)
-    SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
-           error_description, client_reference
-    FROM updated
-), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
-)
-SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
-
--- name: apply_multipart
--- The settled outcome of multipart messages, under the message's own id.
-WITH input AS (
-    SELECT *
-    FROM unnest($2::text[], $3::smallint[], $4::text[], $5::text[])
-        AS t(provider_message_id, status, error_code, error_description)
-), updated AS (
-    UPDATE messages m
-    SET status = i.status,
-        error_code = i.error_code,
-        error_description = i.error_description,
-        delivered_at = CASE WHEN i.status = 4 THEN now() END,
-        updated_at = now()
-    FROM input i
-    -- The <> '' lets the planner use the partial index messages_provider_ref.
-    WHERE m.provider = $1 AND m.provider_message_id = i.provider_message_id
-      AND m.provider_message_id <> '' AND m.status = 3
-      AND EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id)
+      AND EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id) = $6
     RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
               m.error_code, m.error_description, m.client_reference
 ), evented AS (

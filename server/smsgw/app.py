@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import grpc
-import redis.asyncio as aioredis
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from smsgw import metrics, pool
+from smsgw.adapters import redis_client
 from smsgw.adapters.postgres import migrator
 from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.dead_letters import DeadLetterRepository
@@ -31,7 +31,6 @@ from smsgw.api.auth import Authenticator
 from smsgw.api.interceptors import TolerantDecoding
 from smsgw.api.rest_proxy import RestProxy
 from smsgw.api.servicer import ApiConfig, SmsServicer
-from smsgw.domain.errors import Unavailable
 from smsgw.domain.validation import Limits
 from smsgw.http import OpsServer
 from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
@@ -41,6 +40,7 @@ from smsgw.services.submitter import Submitter
 from smsgw.services.watch import Signal, WatchConfig, Watcher
 from smsgw.services.webhooks import WebhookConfig, WebhookDispatcher
 from smsgw.settings import Settings
+from smsgw.supervision import HealthBoard, Supervised
 
 if TYPE_CHECKING:
     from smsgw.adapters.embedded import EmbeddedServices
@@ -81,6 +81,9 @@ class Gateway:
     _server: grpc.aio.Server | None = None
     _rest: RestProxy | None = None
     _shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    board: HealthBoard = field(default_factory=HealthBoard)
+    _health: health_aio.HealthServicer | None = None
+    _health_status: Any = None
     callbacks: dict[str, Any] = field(default_factory=dict)  # carriers' status callbacks
 
     async def start(self) -> None:
@@ -96,7 +99,7 @@ class Gateway:
         self.db = Database(s.database_url, s.db_pool_size)
         await self.db.open()
         self._stack.append(self.db)
-        self.redis = aioredis.from_url(s.redis_url)
+        self.redis = redis_client.connect(s.redis_url)
         self.tenants = TenantDirectory(self.db)
         messages = MessageRepository(self.db)
         cache = RedisIdempotencyCache(self.redis, s.idempotency_ttl_hours * 3600)
@@ -107,7 +110,7 @@ class Gateway:
         watcher = Watcher(EventLog(self.db), signal,
                           WatchConfig(s.watch_heartbeat_seconds, s.watch_poll_seconds),
                           self._shutting_down)
-        listener = Listener(s.database_url, ("smsgw_outbox", "smsgw_events"))
+        listener = Listener(s.database_url, ("smsgw_outbox", "smsgw_events"), self.board)
         listener.subscribe("smsgw_events", signal.fire)
         await self._start(submitter, listener)
         if s.relay_enabled:
@@ -117,7 +120,7 @@ class Gateway:
             await self._start(WebhookDispatcher(webhooks, EventLog(self.db), signal, WebhookConfig(
                 poll_seconds=s.webhook_poll_seconds, timeout_seconds=s.webhook_timeout_seconds,
                 retry_base_seconds=s.webhook_retry_base_seconds,
-                retry_cap_seconds=s.webhook_retry_cap_seconds)))
+                retry_cap_seconds=s.webhook_retry_cap_seconds), board=self.board))
         servicer = SmsServicer(
             Authenticator(self.tenants), submitter, messages, watcher,
             ApiConfig(Limits(max_segments=s.max_segments, default_region=s.default_region),
@@ -131,18 +134,18 @@ class Gateway:
             self._rest = RestProxy(s.rest_address, self.grpc_port, self.http_port,
                                    s.data_dir / "rest")
             await self._rest.start()
-        self._stack.append(_Poller(self._sample_outbox_depth, 5.0))
-        await self._stack[-1].start()
+        await self._start(self._every("outbox-depth", 5.0, self._sample_outbox_depth))
+        await self._start(self._every("health", 1.0, self._publish_health, critical=False))
 
     async def _start_relay(self, listener: Listener) -> None:
         s = self.settings
         repository = ReceiptRepository(self.db)
-        receipts = ReceiptProcessor(repository)
+        receipts = ReceiptProcessor(repository, board=self.board)
         await self._start(receipts)
-        sweep = _Poller(lambda: _expire(repository, s.receipt_timeout_seconds),
-                        min(30.0, s.receipt_timeout_seconds / 4))
-        await self._start(sweep)
-        dispatcher = pool.build(s, self.redis)
+        await self._start(self._every(
+            "receipt-timeout", min(30.0, s.receipt_timeout_seconds / 4),
+            lambda: _expire(repository, s.receipt_timeout_seconds)))
+        dispatcher = pool.build(s, self.redis, self.board)
         for slot in dispatcher.slots.values():
             await slot.port.start(receipts.accept)
             self._stack.append(slot.port)
@@ -151,7 +154,7 @@ class Gateway:
         relay = Relay(self.outbox, dispatcher, RelayConfig(
             batch_size=s.relay_batch_size, max_in_flight=s.relay_max_in_flight,
             poll_seconds=s.relay_poll_seconds, lease_seconds=s.relay_lease_seconds,
-            max_age_seconds=s.message_max_age_seconds))
+            max_age_seconds=s.message_max_age_seconds), board=self.board)
         listener.subscribe("smsgw_outbox", relay.wake)
         await self._start(relay)
 
@@ -175,17 +178,52 @@ class Gateway:
              health_pb2.DESCRIPTOR.services_by_name["Health"].full_name), server)
         self.grpc_port = server.add_insecure_port(self.settings.grpc_address)
         await server.start()
-        await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await health.set("", health_pb2.HealthCheckResponse.SERVING)
+        for service in (SERVICE_NAME, ADMIN_SERVICE_NAME, ""):
+            await health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self._health = health
+        self._health_status = health_pb2.HealthCheckResponse.SERVING
 
-    async def readiness(self) -> dict[str, bool]:
-        return {"postgres": await self.db.ping(), "redis": await self.cache.ping()}
+    def _every(self, name: str, interval: float, job: Callable[[], Awaitable[None]], *,
+               critical: bool = True) -> Supervised:
+        """A supervised poller: the job, then a pause (cut short by stop)."""
+        async def step() -> None:
+            await job()
+            await poller.pause(interval)
+
+        poller = Supervised(name, step, self.board, critical=critical)
+        return poller
+
+    async def readiness(self) -> dict[str, tuple[bool, str]]:
+        """Each store and each background loop: (ok, what is wrong). Not-critical loops
+        (carrier sessions) are reported but never make the gateway unready."""
+        postgres, redis = await asyncio.gather(self.db.ping(), self.cache.ping())
+        checks = {"postgres": (postgres, "" if postgres else "cannot reach the database"),
+                  "redis": (redis, "" if redis else "cannot reach redis")}
+        for name, (ok, detail, critical) in self.board.checks().items():
+            degraded = not ok and not critical
+            checks[f"loop {name}"] = (True, f"degraded: {detail}") if degraded else (ok, detail)
+        return checks
+
+    async def _publish_health(self) -> None:
+        """Keeps the gRPC health service as honest as /readyz."""
+        failing = {name: detail for name, (ok, detail) in (await self.readiness()).items()
+                   if not ok}
+        status = (health_pb2.HealthCheckResponse.NOT_SERVING if failing
+                  else health_pb2.HealthCheckResponse.SERVING)
+        if status == self._health_status or self._health is None \
+                or self._shutting_down.is_set():
+            return
+        self._health_status = status
+        for service in (SERVICE_NAME, ADMIN_SERVICE_NAME, ""):
+            await self._health.set(service, status)
+        if failing:
+            log.warning("not ready", extra={"failing": failing})
+        else:
+            log.info("ready again")
 
     async def _sample_outbox_depth(self) -> None:
-        with contextlib.suppress(Unavailable):
-            metrics.OUTBOX_DEPTH.set(await self.outbox.depth())
+        metrics.OUTBOX_DEPTH.set(await self.outbox.depth())
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stops accepting, ends watch streams in-band, drains, then closes stores."""
@@ -194,13 +232,16 @@ class Gateway:
             await self._rest.stop()
             self._rest = None
         if self._server is not None:
-            await self._health.enter_graceful_shutdown()
+            if self._health is not None:
+                await self._health.enter_graceful_shutdown()
             await self._server.stop(grace)
             self._server = None
         while self._stack:
             part = self._stack.pop()
-            with contextlib.suppress(Exception):
+            try:
                 await (part.close() if isinstance(part, Database) else part.stop())
+            except Exception:  # logged, never swallowed, and the rest still stop
+                log.exception("stopping a part failed", extra={"part": type(part).__name__})
         if getattr(self, "redis", None) is not None:
             await self.redis.aclose()
         if self._embedded is not None:
@@ -209,29 +250,5 @@ class Gateway:
 
 
 async def _expire(receipts: ReceiptRepository, timeout_seconds: float) -> None:
-    with contextlib.suppress(Unavailable):
-        if expired := await receipts.expire_unreceipted(timeout_seconds):
-            log.info("receipts timed out", extra={"expired": expired})
-
-
-class _Poller:
-    """Runs a coroutine every few seconds (gauges that need a query)."""
-
-    def __init__(self, job: Any, interval: float) -> None:
-        self._job, self._interval = job, interval
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        while True:
-            await self._job()
-            await asyncio.sleep(self._interval)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    if expired := await receipts.expire_unreceipted(timeout_seconds):
+        log.info("receipts timed out", extra={"expired": expired})

@@ -21,7 +21,8 @@ from smsgw.api import rest_check
 
 log = logging.getLogger(__name__)
 
-ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+# name -> (ok, what is wrong): the stores and every background loop.
+ReadinessCheck = Callable[[], Awaitable[dict[str, tuple[bool, str]]]]
 MAX_BODY = 5 * 1024 * 1024
 CALLBACK_PREFIX = "/callbacks/"
 _SIGNATURE_HEADER = "x-twilio-signature"
@@ -75,7 +76,7 @@ class OpsServer:
             verb, target = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
             if target.startswith(rest_check.PREFIX):
                 code, body = rest_check.check(verb, target, payload)
-                status = "200 OK" if code == 200 else "400 Bad Request"
+                status = f"{code} {HTTPStatus(code).phrase}"
                 content_type = "application/json"
             elif target.startswith(CALLBACK_PREFIX):
                 status, content_type, body = self._callback(verb, target, payload, signature)
@@ -134,7 +135,12 @@ class OpsServer:
             return "200 OK", "text/plain", b"ok\n"
         if path == "/readyz":
             checks = await self._readiness()
-            lines = "".join(f"{name}: {'ok' if ok else 'failing'}\n" for name, ok in checks.items())
-            status = "200 OK" if all(checks.values()) else "503 Service Unavailable"
+            lines = "".join(_check_line(name, ok, detail)
+                            for name, (ok, detail) in checks.items())
+            status = "200 OK" if all(ok for ok, _ in checks.values()) else "503 Service Unavailable"
             return status, "text/plain", lines.encode()
         return "404 Not Found", "text/plain", b"not found\n"
+
+
+def _check_line(name: str, ok: bool, detail: str) -> str:
+    return f"{name}: {'ok' if ok else 'failing'}{f' ({detail})' if detail else ''}\n"

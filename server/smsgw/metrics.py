@@ -35,3 +35,7 @@ BREAKER_STATE = Gauge(
     ["provider"])
 DEAD_LETTERS = Counter("sms_dead_letters_total", "Messages that exhausted their retries.",
                        ["provider"])
+LOOP_UP = Gauge("sms_loop_up", "Background loops: 1 running, 0 failing and being restarted.",
+                ["loop"])
+LOOP_RESTARTS = Counter("sms_loop_restarts_total",
+                        "Background loop steps that failed and were restarted.", ["loop"])

@@ -19,6 +19,7 @@ from smsgw.ports import SendPort
 from smsgw.provider_settings import ProviderSettings
 from smsgw.services.dispatch import BreakerGauge, Dispatcher, ProviderSlot
 from smsgw.settings import Settings
+from smsgw.supervision import HealthBoard
 
 
 def provider_settings(settings: Settings) -> tuple[ProviderSettings, ...]:
@@ -48,12 +49,13 @@ def routes(settings: Settings, providers: tuple[ProviderSettings, ...]) -> tuple
     return (RouteRule("default", weighted),)
 
 
-def adapter(provider: ProviderSettings, settings: Settings) -> SendPort:
+def adapter(provider: ProviderSettings, settings: Settings,
+            board: HealthBoard | None = None) -> SendPort:
     options = dict(provider.options)
     if provider.kind == "simulator":
         return CarrierSimulator(SimulatorConfig(**options), name=provider.name)
     if provider.kind == "smpp":
-        return SmppProvider(SmppConfig.from_options(provider.name, options))
+        return SmppProvider(SmppConfig.from_options(provider.name, options), board=board)
     from smsgw.adapters.providers.http_carrier import (  # noqa: PLC0415 - only when configured
         HttpCarrierConfig,
         HttpCarrierProvider,
@@ -63,7 +65,8 @@ def adapter(provider: ProviderSettings, settings: Settings) -> SendPort:
     return HttpCarrierProvider(HttpCarrierConfig(name=provider.name, **options))
 
 
-def build(settings: Settings, redis: aioredis.Redis) -> Dispatcher:
+def build(settings: Settings, redis: aioredis.Redis,
+          board: HealthBoard | None = None) -> Dispatcher:
     providers = provider_settings(settings)
     slots = {}
     for provider in providers:
@@ -72,7 +75,7 @@ def build(settings: Settings, redis: aioredis.Redis) -> Dispatcher:
             burst = provider.burst or max(1, int(provider.rate_per_second))
             bucket = SharedTokenBucket(redis, provider.name, provider.rate_per_second, burst)
         slots[provider.name] = ProviderSlot(
-            port=adapter(provider, settings),
+            port=adapter(provider, settings, board),
             breaker=CircuitBreaker(provider.breaker, BreakerGauge(provider.name)),
             retry=provider.retry, max_in_flight=provider.max_in_flight, bucket=bucket,
             send_timeout_seconds=provider.send_timeout_seconds)

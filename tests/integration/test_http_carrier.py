@@ -82,8 +82,8 @@ async def until(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.01)
 
 
-async def ready() -> dict[str, bool]:
-    return {"test": True}
+async def ready() -> dict[str, tuple[bool, str]]:
+    return {"test": (True, "")}
 
 
 @pytest_asyncio.fixture

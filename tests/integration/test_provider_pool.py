@@ -69,7 +69,7 @@ async def test_while_the_only_circuit_is_open_messages_wait_without_spending_att
     await accept(db, 20)
     carrier = simulator("flaky")
     guarded = slot(carrier, BreakerConfig(consecutive_failures=2, cooldown_seconds=0.5,
-                                          half_open_probes=1, probes_to_close=2))
+                                          half_open_probes=1, probe_calls=2))
     for _ in range(2):
         guarded.breaker.record(True, time.monotonic())  # the carrier just went down
     assert gauge("flaky") == 1

@@ -13,9 +13,12 @@ import uuid
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+
+from smsgw.adapters.redis_client import REDIS_ERRORS
+from smsgw.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+_warnings = ThrottledLog(log, interval_seconds=10.0)
 
 # One round trip and one command for a whole batch (EVALSHA, cached by the
 # client). SET NX GET would do per key, but needs Redis 7 and embedded is 6.2.
@@ -51,8 +54,9 @@ class RedisIdempotencyCache:
         try:
             results = await self._claim_script(keys=keys,
                                                args=[self._ttl, *(v for _, v in items)])
-        except (RedisError, OSError) as exc:
-            log.warning("idempotency cache unavailable", extra={"error": str(exc)})
+        except REDIS_ERRORS as exc:
+            _warnings.warning("claim", "idempotency cache unavailable; the database decides",
+                              extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
             return [None] * len(items)
         return [_text(value) for value in results]
 
@@ -61,13 +65,14 @@ class RedisIdempotencyCache:
             return
         try:
             await self._redis.delete(*(self._key(tenant, k) for k in keys))
-        except (RedisError, OSError) as exc:
-            log.warning("idempotency cache release failed", extra={"error": str(exc)})
+        except REDIS_ERRORS as exc:
+            _warnings.warning("release", "idempotency cache release failed",
+                              extra={"error": f"{type(exc).__name__}: {exc}"[:300]})
 
     async def ping(self) -> bool:
         try:
             return bool(await self._redis.ping())
-        except (RedisError, OSError):
+        except REDIS_ERRORS:
             return False
 
 

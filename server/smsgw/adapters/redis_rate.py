@@ -3,7 +3,8 @@
 Each process takes tokens in small batches (one round trip buys a few
 milliseconds' worth), so the limit holds across processes while the hot
 path rarely waits on Redis. Redis's own clock refills the bucket, so
-processes whose clocks disagree still share one rate.
+processes whose clocks disagree still share one rate. Redis being away is
+``Unavailable`` here; the dispatcher treats it as "no capacity now".
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import time
 from typing import Any
 
 import redis.asyncio as aioredis
+
+from smsgw.adapters.redis_client import REDIS_ERRORS
+from smsgw.domain.errors import Unavailable
 
 # KEYS[1] bucket; ARGV rate/s, burst, wanted. Returns {granted, wait_ms}.
 _TAKE = """
@@ -41,12 +45,22 @@ class SharedTokenBucket:
         self._batch = max(1, min(self._burst, int(rate / 50)))  # ~20 ms of sending
         self._local = 0
         self._lock = asyncio.Lock()
+        self._down = False  # the last round trip failed
+        self._probe_at = 0.0  # while down, when one call may try Redis again
+
+    def room(self, now: float) -> int:
+        """How many sends may try the bucket now: none for a moment after Redis failed,
+        then one probe, so an outage does not churn the whole outbox through deferrals."""
+        if not self._down:
+            return 1 << 30
+        return 0 if now < self._probe_at else 1
 
     async def acquire(self, max_wait_seconds: float) -> float | None:
         """Takes one token; None when taken, else how long until one is likely.
 
         Waits (without holding anything) up to ``max_wait_seconds``; beyond
         that the caller should put the message back rather than wait in memory.
+        Raises ``Unavailable`` when Redis cannot be reached.
         """
         deadline = time.monotonic() + max_wait_seconds
         while True:
@@ -56,8 +70,7 @@ class SharedTokenBucket:
             async with self._lock:
                 if self._local > 0:
                     continue
-                granted, wait_ms = await self._script(
-                    keys=[self._key], args=[self._rate, self._burst, self._batch])
+                granted, wait_ms = await self._take()
                 self._local += int(granted)
                 if self._local > 0:
                     continue
@@ -65,3 +78,14 @@ class SharedTokenBucket:
             if time.monotonic() + wait > deadline:
                 return wait
             await asyncio.sleep(wait)
+
+    async def _take(self) -> tuple[int, int]:
+        try:
+            granted, wait_ms = await self._script(
+                keys=[self._key], args=[self._rate, self._burst, self._batch])
+        except REDIS_ERRORS as exc:
+            self._down, self._probe_at = True, time.monotonic() + 1.0
+            raise Unavailable(f"rate limiter unavailable: {type(exc).__name__}: {exc}"[:300]) \
+                from exc
+        self._down = False
+        return int(granted), int(wait_ms)

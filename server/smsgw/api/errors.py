@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from smsgw.domain import errors
@@ -33,6 +35,10 @@ def rpc_status(error: errors.SmsError) -> status_pb2.Status:
     """The google.rpc.Status for an error: used for aborts and for bulk item results."""
     code = grpc_code(error)
     details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN))]
+    if isinstance(error, errors.Unavailable):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(dt.timedelta(seconds=error.retry_after_seconds))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     if isinstance(error, errors.ValidationFailed):
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)

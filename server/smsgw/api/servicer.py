@@ -121,7 +121,7 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         try:
             while (chunk := await chunks.get()) is not None:
                 yield pb.SendMessagesResponse(results=await chunk)
-        except errors.SmsError as exc:
+        except Exception as exc:  # the stream ends with a status, never hangs or leaks
             await _abort(context, exc)
         finally:
             reader.cancel()
@@ -270,7 +270,7 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         try:
             async for item in items:
                 yield _watch_response(item)
-        except errors.SmsError as exc:
+        except Exception as exc:
             await _abort(context, exc)
         finally:
             metrics.WATCH_STREAMS.dec()

@@ -64,3 +64,4 @@ class Unavailable(SmsError):
     """A dependency (the database) cannot be reached; the caller may retry."""
 
     reason = "UNAVAILABLE"
+    retry_after_seconds = 1.0  # sent to callers as google.rpc.RetryInfo

@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from smsgw import metrics
 from smsgw.adapters.redis_rate import SharedTokenBucket
 from smsgw.domain.breaker import BreakerState, CircuitBreaker
+from smsgw.domain.errors import Unavailable
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import NoRoute, Router
 from smsgw.ports import OutboundMessage, ProviderError, SendPort, SendResult
+from smsgw.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
+_warnings = ThrottledLog(log, interval_seconds=10.0)
 
 
 @dataclass(eq=False)
@@ -38,6 +41,7 @@ class ProviderSlot:
     bucket: SharedTokenBucket | None = None
     max_rate_wait_seconds: float = 0.25
     send_timeout_seconds: float = 30.0
+    unavailable_wait_seconds: float = 1.0  # retry soon when the shared bucket is away
     in_flight: int = 0
 
     def __post_init__(self) -> None:
@@ -48,8 +52,9 @@ class ProviderSlot:
         return self.port.name
 
     def free(self) -> int:
-        room = max(0, self.max_in_flight - self.in_flight)
-        return min(room, self.breaker.room(time.monotonic()))
+        now = time.monotonic()
+        room = min(max(0, self.max_in_flight - self.in_flight), self.breaker.room(now))
+        return room if self.bucket is None else min(room, self.bucket.room(now))
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,7 @@ class Dispatcher:
         slot.in_flight += 1
         try:
             if slot.bucket is not None:
-                wait = await slot.bucket.acquire(slot.max_rate_wait_seconds)
+                wait = await self._take_token(slot)
                 if wait is not None:
                     waits.append(wait)
                     return None
@@ -136,6 +141,19 @@ class Dispatcher:
             return await self._send(slot, route, message)
         finally:
             slot.in_flight -= 1
+
+    @staticmethod
+    async def _take_token(slot: ProviderSlot) -> float | None:
+        """None when a token was taken; else how long to wait. A bucket that cannot be
+        reached is no capacity now: the message waits in the outbox, its attempt refunded,
+        and no carrier gets more than its share because Redis is away."""
+        assert slot.bucket is not None
+        try:
+            return await slot.bucket.acquire(slot.max_rate_wait_seconds)
+        except Unavailable as exc:
+            _warnings.warning(f"bucket:{slot.name}", "rate limiter unavailable; deferring",
+                              extra={"provider": slot.name, "error": exc.message})
+            return slot.unavailable_wait_seconds
 
     async def _send(self, slot: ProviderSlot, route: str, message: OutboundMessage
                     ) -> Sent | Failed:

@@ -11,8 +11,8 @@ until ``match_window_seconds``; only then is it counted as unmatched.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from collections import defaultdict
 
 from smsgw import metrics
@@ -20,20 +20,25 @@ from smsgw.adapters.postgres.receipts import ReceiptRepository
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt
+from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
 log = logging.getLogger(__name__)
 
 
 class ReceiptProcessor:
     def __init__(self, receipts: ReceiptRepository, match_window_seconds: float = 120.0,
-                 retry_seconds: float = 0.5, coalesce_seconds: float = 0.05) -> None:
+                 retry_seconds: float = 0.5, coalesce_seconds: float = 0.05,
+                 board: HealthBoard | None = None, stop_timeout_seconds: float = 10.0) -> None:
         self._coalesce = coalesce_seconds
         self._repo = receipts
         self._window = match_window_seconds
         self._retry = retry_seconds
+        self._stop_timeout = stop_timeout_seconds
         self._incoming: list[DeliveryReceipt] = []
         self._ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        board = board or HealthBoard()
+        self._applier = Supervised("receipts", self._apply_step, board)
+        self._retrier = Supervised("receipts-held", self._retry_held_step, board)
 
     def accept(self, receipt: DeliveryReceipt) -> None:
         """The ReceiptSink given to providers: cheap, never blocks the caller."""
@@ -41,42 +46,48 @@ class ReceiptProcessor:
         self._ready.set()
 
     async def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._run(), name="receipts"),
-                           asyncio.create_task(self._run_held(), name="receipts-held")]
+        await self._applier.start()
+        await self._retrier.start()
 
     async def stop(self) -> None:
-        tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if tasks:
-            with contextlib.suppress(Unavailable):
-                await self._apply_incoming()
-
-    async def _run(self) -> None:
-        while True:
-            await self._ready.wait()
-            await asyncio.sleep(self._coalesce)  # receipts come in bursts: take them together
-            self._ready.clear()
+        """Stops both loops, then applies what came in, retrying while the database is away."""
+        if not self._applier.running:
+            return
+        await self._applier.stop()
+        await self._retrier.stop()
+        deadline = time.monotonic() + self._stop_timeout
+        while self._incoming:
             try:
                 await self._apply_incoming()
             except Unavailable as exc:
-                log.warning("cannot apply receipts", extra={"error": str(exc)})
-                await asyncio.sleep(self._retry)
+                if time.monotonic() >= deadline:
+                    log.error("receipts not applied at stop", extra={
+                        "receipts": len(self._incoming), "error": str(exc)})
+                    return
+                await asyncio.sleep(0.2)
+
+    async def _apply_step(self) -> None:
+        await wait_for_event(self._ready, self._applier.stopping)
+        await asyncio.sleep(self._coalesce)  # receipts come in bursts: take them together
+        self._ready.clear()
+        await self._apply_incoming()
 
     async def _apply_incoming(self) -> None:
+        """Applies what came in; on failure puts back what was not applied, and raises."""
         batch, self._incoming = self._incoming, []
         by_provider: dict[str, list[DeliveryReceipt]] = defaultdict(list)
         for receipt in batch:
             by_provider[receipt.provider].append(receipt)
-        for provider, group in by_provider.items():
+        pending = list(by_provider.items())
+        while pending:
+            provider, group = pending[0]
             try:
                 await self._apply(provider, group)
-            except Unavailable:
-                self._incoming.extend(group)
+            except BaseException:
+                self._incoming[:0] = [r for _, g in pending for r in g]
+                self._ready.set()
                 raise
+            pending.pop(0)
 
     async def _apply(self, provider: str, group: list[DeliveryReceipt]) -> None:
         matched = await self._repo.apply(provider, group)
@@ -92,21 +103,16 @@ class ReceiptProcessor:
         if held:
             await self._repo.hold(provider, held)
 
-    async def _run_held(self) -> None:
-        while True:
-            await asyncio.sleep(self._retry)
-            try:
-                matched, given_up = await self._repo.retry_held(self._window)
-            except Unavailable as exc:
-                log.warning("cannot retry held receipts", extra={"error": str(exc)})
-                continue
-            for provider in {r.provider for r in matched}:
-                _count(provider, [r for r in matched if r.provider == provider])
-            for receipt in given_up:
-                metrics.RECEIPTS.labels(receipt.provider, "unmatched").inc()
-                log.warning("unmatched delivery receipt",
-                            extra={"provider": receipt.provider,
-                                   "provider_message_id": receipt.provider_message_id})
+    async def _retry_held_step(self) -> None:
+        await self._retrier.pause(self._retry)
+        matched, given_up = await self._repo.retry_held(self._window)
+        for provider in {r.provider for r in matched}:
+            _count(provider, [r for r in matched if r.provider == provider])
+        for receipt in given_up:
+            metrics.RECEIPTS.labels(receipt.provider, "unmatched").inc()
+            log.warning("unmatched delivery receipt",
+                        extra={"provider": receipt.provider,
+                               "provider_message_id": receipt.provider_message_id})
 
 
 def _count(provider: str, receipts: list[DeliveryReceipt]) -> None:

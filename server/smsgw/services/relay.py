@@ -10,7 +10,6 @@ poll interval, whichever comes first, starts the next claim.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
@@ -28,6 +27,7 @@ from smsgw.domain.phone import mask
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import OutboundMessage
 from smsgw.services.dispatch import Deferred, Dispatcher, Failed, Sent
+from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RelayConfig:
 class Relay:
     def __init__(
         self, outbox: OutboxRepository, dispatcher: Dispatcher, config: RelayConfig,
-        owner: str | None = None,
+        owner: str | None = None, board: HealthBoard | None = None,
     ) -> None:
         self._outbox = outbox
         self._dispatcher = dispatcher
@@ -57,11 +57,14 @@ class Relay:
         self._rng = random.Random()
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[Outcome, float]] = []  # with the lease's end
         self._outcomes_ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        board = board or HealthBoard()
+        self._claimer = Supervised("relay-claim", self._claim_step, board,
+                                   stop_timeout_seconds=config.stop_timeout_seconds)
+        self._recorder = Supervised("relay-record", self._record_step, board,
+                                    stop_timeout_seconds=config.stop_timeout_seconds)
         self._counters: dict[tuple[str, str], Counter] = {}
         self._histograms: dict[str, Histogram] = {}
 
@@ -69,64 +72,53 @@ class Relay:
         self._wake.set()
 
     async def start(self) -> None:
-        if not self._tasks:
-            self._stopping.clear()
-            self._tasks = [asyncio.create_task(self._claim_loop(), name="relay-claim"),
-                           asyncio.create_task(self._record_loop(), name="relay-record")]
+        await self._claimer.start()
+        await self._recorder.start()
 
     async def stop(self) -> None:
-        """Stops claiming, lets in-flight sends finish (up to a timeout), writes outcomes."""
-        if not self._tasks:
+        """Stops claiming, lets in-flight sends finish (up to a timeout), writes outcomes.
+
+        Safe to call twice. Outcomes that still cannot be written (the
+        database is away through the whole timeout) are logged by count:
+        their messages fall due again when the lease ends.
+        """
+        if not self._claimer.running:
             return
-        self._stopping.set()
         self._wake.set()
-        claim, record = self._tasks
-        self._tasks = []
-        with contextlib.suppress(asyncio.CancelledError):
-            await claim
+        await self._claimer.stop()
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=self._config.stop_timeout_seconds)
         self._outcomes_ready.set()
-        record.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await record
-        await self._record_pending()
+        await self._recorder.stop()
+        await self._record_before(time.monotonic() + self._config.stop_timeout_seconds)
 
-    async def _claim_loop(self) -> None:
-        while not self._stopping.is_set():
-            room = min(self._config.max_in_flight - len(self._in_flight),
-                       self._dispatcher.capacity())
-            if room <= 0 and not self._in_flight:
-                await self._sleep_until_woken()  # every provider is closed to traffic
-                continue
-            if room <= 0:
-                self._room.clear()
-                await self._room.wait()
-                # Let a few more sends finish: one claim of fifty rows costs about
-                # what a claim of one does, and a provider with a small window
-                # frees room one message at a time.
-                await asyncio.sleep(self._config.coalesce_seconds)
-                continue
-            # A little short of the lease, so a late write-back never races a takeover.
-            lease_until = time.monotonic() + self._config.lease_seconds * 0.9
-            claimed = await self._claim(min(room, self._config.batch_size))
-            for message in claimed:
-                self._dispatch(message, lease_until)
-            if len(claimed) < min(room, self._config.batch_size):
-                await self._sleep_until_woken()
-
-    async def _claim(self, limit: int) -> list[ClaimedMessage]:
+    async def _claim_step(self) -> None:
+        room = min(self._config.max_in_flight - len(self._in_flight),
+                   self._dispatcher.capacity())
+        if room <= 0 and not self._in_flight:
+            await self._sleep_until_woken()  # every provider is closed to traffic
+            return
+        if room <= 0:
+            self._room.clear()
+            await wait_for_event(self._room, self._claimer.stopping)
+            # Let a few more sends finish: one claim of fifty rows costs about
+            # what a claim of one does, and a provider with a small window
+            # frees room one message at a time.
+            await asyncio.sleep(self._config.coalesce_seconds)
+            return
+        # A little short of the lease, so a late write-back never races a takeover.
+        lease_until = time.monotonic() + self._config.lease_seconds * 0.9
+        limit = min(room, self._config.batch_size)
         self._wake.clear()
-        try:
-            return await self._outbox.claim(self.owner, limit, self._config.lease_seconds)
-        except Unavailable as exc:
-            log.warning("relay cannot claim", extra={"error": str(exc)})
+        claimed = await self._outbox.claim(self.owner, limit, self._config.lease_seconds)
+        for message in claimed:
+            self._dispatch(message, lease_until)
+        if len(claimed) < limit:
             await self._sleep_until_woken()
-            return []
 
     async def _sleep_until_woken(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+        await wait_for_event(self._wake, self._claimer.stopping,
+                             at_most=self._config.poll_seconds)
         await asyncio.sleep(self._config.coalesce_seconds)
 
     def _dispatch(self, message: ClaimedMessage, lease_until: float) -> None:
@@ -139,7 +131,13 @@ class Relay:
         self._room.set()
 
     async def _send(self, message: ClaimedMessage, lease_until: float) -> None:
-        outcome = await self._attempt(message)
+        try:
+            outcome = await self._attempt(message)
+        except Exception:  # a bug: the message must still get an outcome, not wait for its lease
+            log.exception("relay attempt failed", extra={
+                "message_id": str(message.id), "tenant_id": str(message.tenant_id)})
+            outcome = Outcome(message.id, MessageStatus.QUEUED, error_code="RELAY_ERROR",
+                              error_description="internal error; retried", retry_in_ms=5000)
         self._outcomes.append((outcome, lease_until))
         self._outcomes_ready.set()
 
@@ -200,12 +198,11 @@ class Relay:
             histogram = self._histograms[provider] = metrics.DELIVERY_LATENCY.labels(provider)
         histogram.observe(seconds)
 
-    async def _record_loop(self) -> None:
-        while True:
-            await self._outcomes_ready.wait()
-            await asyncio.sleep(self._config.coalesce_seconds)
-            self._outcomes_ready.clear()
-            await self._record_pending()
+    async def _record_step(self) -> None:
+        await wait_for_event(self._outcomes_ready, self._recorder.stopping)
+        await asyncio.sleep(self._config.coalesce_seconds)
+        self._outcomes_ready.clear()
+        await self._record_pending()
 
     async def _record_pending(self) -> None:
         """Writes outcomes back; none is dropped while its lease may still hold.
@@ -213,20 +210,35 @@ class Relay:
         An outcome that matched no leased row is kept and tried again until a
         little before its lease ends: dropping it would mean sending the
         message a second time once the lease ran out. Past the lease the row
-        belongs to whichever relay takes it over.
+        belongs to whichever relay takes it over. When the database is away
+        the batch is put back and the error goes to the supervisor, which
+        retries with backoff.
         """
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
             try:
                 applied = await self._outbox.record(self.owner, [o for o, _ in batch])
-            except Unavailable as exc:
-                log.warning("relay cannot record outcomes", extra={"error": str(exc)})
+            except BaseException:
                 self._outcomes[:0] = batch
-                await asyncio.sleep(0.5)
-                continue
+                self._outcomes_ready.set()
+                raise
             self._keep_unapplied(batch, applied)
             if len(applied) < len(batch):
                 await asyncio.sleep(0.05)
+
+    async def _record_before(self, deadline: float) -> None:
+        """The final write-back at stop: retried while the database is away, up to a deadline."""
+        while self._outcomes:
+            try:
+                async with asyncio.timeout_at(_loop_time(deadline)):
+                    await self._record_pending()
+            except (Unavailable, TimeoutError) as exc:
+                if time.monotonic() >= deadline:
+                    log.error("outcomes not recorded at stop; their messages fall due again "
+                              "when the lease ends", extra={"outcomes": len(self._outcomes),
+                                                            "error": str(exc)})
+                    return
+                await asyncio.sleep(0.2)
 
     def _keep_unapplied(self, batch: list[tuple[Outcome, float]],
                         applied: set[uuid.UUID]) -> None:
@@ -239,6 +251,11 @@ class Relay:
             else:
                 log.warning("outcome could not be recorded before its lease ended",
                             extra={"message_id": str(outcome.id)})
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    """A time.monotonic() deadline on the event loop's clock."""
+    return asyncio.get_running_loop().time() + monotonic_deadline - time.monotonic()
 
 
 def _outbound(message: ClaimedMessage) -> OutboundMessage:

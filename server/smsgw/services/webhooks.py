@@ -33,6 +33,7 @@ from smsgw.adapters.postgres.webhooks import Delivery, Endpoint, WebhookReposito
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.model import Cursor, StatusEvent
 from smsgw.services.watch import Signal
+from smsgw.supervision import HealthBoard, Supervised
 
 log = logging.getLogger(__name__)
 _END_OF_TXID = 2**63 - 1
@@ -66,7 +67,8 @@ class _Answer:
 
 class WebhookDispatcher:
     def __init__(self, repo: WebhookRepository, events: EventLog, signal: Signal,
-                 config: WebhookConfig, client: httpx.AsyncClient | None = None) -> None:
+                 config: WebhookConfig, client: httpx.AsyncClient | None = None,
+                 board: HealthBoard | None = None) -> None:
         self._repo = repo
         self._events = events
         self._signal = signal
@@ -76,33 +78,29 @@ class WebhookDispatcher:
         self.owner = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self._rng = random.Random()  # jitter, not secrets
         self._running: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Supervised("webhooks", self._lease_step, board or HealthBoard())
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="webhooks")
+        await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """Stops leasing, lets running deliveries finish (up to their timeout). Idempotent."""
+        if not self._loop.running:
+            return
+        await self._loop.stop()
         if self._running:
             await asyncio.wait(self._running, timeout=self._config.timeout_seconds)
         await self._client.aclose()
 
-    async def _run(self) -> None:
-        while True:
-            room = self._config.max_endpoints - len(self._running)
-            if room > 0:
-                with contextlib.suppress(Unavailable):
-                    for endpoint in await self._repo.lease_due(self.owner, room,
-                                                               self._config.lease_seconds):
-                        task = asyncio.create_task(self._serve(endpoint))
-                        self._running.add(task)
-                        task.add_done_callback(self._running.discard)
-            await self._signal.wait(self._config.poll_seconds)
+    async def _lease_step(self) -> None:
+        room = self._config.max_endpoints - len(self._running)
+        if room > 0:
+            for endpoint in await self._repo.lease_due(self.owner, room,
+                                                       self._config.lease_seconds):
+                task = asyncio.create_task(self._serve(endpoint))
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+        await self._signal.wait(self._config.poll_seconds)
 
     async def _serve(self, endpoint: Endpoint) -> None:
         unchanged = (self._config.poll_seconds, endpoint.failures, True, "")

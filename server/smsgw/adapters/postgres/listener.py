@@ -9,66 +9,57 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections import defaultdict
 from collections.abc import Callable
 
 import asyncpg
 
-log = logging.getLogger(__name__)
+from smsgw.adapters.postgres.database import translated_errors
+from smsgw.domain.errors import Unavailable
+from smsgw.supervision import Backoff, HealthBoard, Supervised, wait_for_event
 
 Callback = Callable[[], None]
 
 
 class Listener:
-    def __init__(self, url: str, channels: tuple[str, ...]) -> None:
+    def __init__(self, url: str, channels: tuple[str, ...], board: HealthBoard,
+                 connect_timeout_seconds: float = 5.0) -> None:
         self._url = url
         self._channels = channels
+        self._connect_timeout = connect_timeout_seconds
         self._subscribers: dict[str, list[Callback]] = defaultdict(list)
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+        self._loop = Supervised("pg-listener", self._listen_until_lost, board,
+                                backoff=Backoff(0.2, 5.0))
 
     def subscribe(self, channel: str, callback: Callback) -> Callable[[], None]:
         self._subscribers[channel].append(callback)
         return lambda: self._subscribers[channel].remove(callback)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stopping.clear()
-            self._task = asyncio.create_task(self._run(), name="pg-listener")
+        await self._loop.start()
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        delay = 0.2
-        while not self._stopping.is_set():
-            try:
-                await self._listen_until_lost()
-                delay = 0.2
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("listen connection lost, retrying", extra={"error": str(exc)})
-            self._wake_all()  # something may have happened while we were deaf
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), delay)
-            delay = min(delay * 2, 5.0)
+        await self._loop.stop()
 
     async def _listen_until_lost(self) -> None:
-        conn = await asyncpg.connect(self._url)
+        """One LISTEN session: returns when asked to stop, raises when the connection is lost."""
+        with translated_errors():
+            conn = await asyncpg.connect(self._url, timeout=self._connect_timeout)
         lost = asyncio.Event()
         conn.add_termination_listener(lambda _c: lost.set())
         try:
-            for channel in self._channels:
-                await conn.add_listener(channel, self._on_notify)
-            await lost.wait()
+            with translated_errors():
+                for channel in self._channels:
+                    await conn.add_listener(channel, self._on_notify)
+            self._loop.healthy()
+            self._wake_all()  # something may have happened while we were deaf
+            await wait_for_event(lost, self._loop.stopping)
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=1)
+        if lost.is_set() and not self._loop.stopping.is_set():
+            self._wake_all()
+            raise Unavailable("the LISTEN connection was lost")
 
     def _on_notify(self, _conn: object, _pid: int, channel: str, _payload: str) -> None:
         for callback in list(self._subscribers[channel]):

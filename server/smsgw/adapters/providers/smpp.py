@@ -24,6 +24,7 @@ from typing import Any
 
 import smpp34
 
+from smsgw.domain.errors import Unavailable
 from smsgw.domain.smpp import (
     DATA_CODING,
     TLV_CLIENT_REFERENCE,
@@ -35,6 +36,7 @@ from smsgw.domain.smpp import (
     submit_parts,
 )
 from smsgw.ports import DeliveryReceipt, OutboundMessage, ProviderError, ReceiptSink, SendResult
+from smsgw.supervision import Backoff, HealthBoard, Supervised
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +107,15 @@ class SmppProvider:
     limit is usually per account, not per bind.
     """
 
-    def __init__(self, config: SmppConfig, rng: random.Random | None = None) -> None:
+    def __init__(self, config: SmppConfig, rng: random.Random | None = None,
+                 board: HealthBoard | None = None) -> None:
         self.name = config.name
         self._config = config
         self._receipt_format = config.receipt_id_format or config.id_format
         self._rng = rng or random.Random()
         self._references = itertools.count(self._rng.randrange(1 << 16))
-        self._sessions = [_Session(config, n, self._receipt, self._rng)
+        board = board or HealthBoard()
+        self._sessions = [_Session(config, n, self._receipt, board)
                           for n in range(config.sessions)]
         self._on_receipt: ReceiptSink | None = None
         self._calm_at = 0.0  # while throttled, no part goes out before this
@@ -120,7 +124,7 @@ class SmppProvider:
     async def start(self, on_receipt: ReceiptSink) -> None:
         self._on_receipt = on_receipt
         for session in self._sessions:
-            session.start()
+            await session.start()
 
     async def stop(self) -> None:
         await asyncio.gather(*(session.stop() for session in self._sessions))
@@ -207,47 +211,48 @@ class SmppProvider:
 
 
 class _Session:
-    """One bind, kept up: rebinds with backoff and jitter whenever it drops."""
+    """One bind, kept up by a supervised loop: rebinds with backoff whenever it drops.
+
+    A session that cannot bind is reported on the health board but is not
+    critical: the gateway still accepts and queues, and the provider's
+    breaker and the failover chain decide where messages go meanwhile.
+    """
 
     def __init__(self, config: SmppConfig, number: int,
                  on_deliver: Callable[[smpp34.DeliverSmEvent], None],
-                 rng: random.Random) -> None:
+                 board: HealthBoard) -> None:
         self._config = config
         self._label = f"{config.name}#{number}"
         self._on_deliver = on_deliver
-        self._rng = rng
         self.window = asyncio.Semaphore(config.window)
         self.in_use = 0  # messages holding or waiting for this session's window
         self.smsc: smpp34.Smsc | None = None
         self.bound = asyncio.Event()
         self._client: smpp34.Client | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Supervised(
+            f"smpp-{self._label}", self._bound_session, board, critical=False,
+            backoff=Backoff(config.rebind_min_seconds, config.rebind_max_seconds))
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._keep_bound(), name=f"smpp-{self._label}")
+    async def start(self) -> None:
+        await self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            task, self._task = self._task, None
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._loop.stop()
         await self._unbind()
 
-    async def _keep_bound(self) -> None:
-        delay = self._config.rebind_min_seconds
-        while True:
+    async def _bound_session(self) -> None:
+        """One bind, read until it closes; a closed session is a failure to back off from."""
+        try:
             try:
                 await self._bind()
-                delay = self._config.rebind_min_seconds
-                await self._read_until_closed()
             except (smpp34.SmppError, ConnectionError, OSError, RuntimeError) as exc:
-                log.warning("smpp bind failed", extra={"provider": self._label,
-                                                        "error": str(exc)[:200]})
+                raise SessionLost(f"bind failed: {str(exc)[:200]}") from exc
+            self._loop.healthy()
+            await self._read_until_closed()
+        finally:
             await self._unbind()
-            await asyncio.sleep(delay * (0.5 + self._rng.random() / 2))
-            delay = min(delay * 2, self._config.rebind_max_seconds)
+        if not self._loop.stopping.is_set():
+            raise SessionLost("the SMSC closed the session")
 
     async def _bind(self) -> None:
         c = self._config
@@ -266,13 +271,13 @@ class _Session:
         """Reads receipts with several pulls outstanding: one pull at a time lets
         the library's inbound queue back up, and a full queue stalls the session."""
         readers = [asyncio.create_task(self._read()) for _ in range(self._config.receipt_readers)]
+        stopping = asyncio.create_task(self._loop.stopping.wait())
         try:
-            await asyncio.wait(readers, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*readers, stopping], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for reader in readers:
-                reader.cancel()
-            await asyncio.gather(*readers, return_exceptions=True)
-        log.warning("smpp session closed", extra={"provider": self._label})
+            for task in (*readers, stopping):
+                task.cancel()
+            await asyncio.gather(*readers, stopping, return_exceptions=True)
 
     async def _read(self) -> None:
         assert self.smsc is not None
@@ -293,6 +298,10 @@ class _Session:
         if client is not None:
             with contextlib.suppress(Exception):
                 await client.stop()
+
+
+class SessionLost(Unavailable):
+    """The bind failed or the SMSC closed it: the supervisor rebinds after a backoff."""
 
 
 def _ton(sender: str) -> int:

@@ -35,7 +35,7 @@ def call(method: str, url: str, key: str | None, body: object = None,
     try:  # a server stream: newline-delimited JSON
         return status, [json.loads(line) for line in text.splitlines() if line.strip()]
     except json.JSONDecodeError:
-        return status, {"text": text}  # Envoy's own plain-text refusals
+        return status, {"text": text}  # not JSON: a failure of its own (see test_rest_errors.py)
 
 
 async def post_oversized(base_url: str, key: str, size: int) -> tuple[int, dict]:
@@ -139,16 +139,29 @@ async def test_rest_errors_are_http_statuses_with_a_json_status_body(start_serve
     assert status == 200 and len(listed["messages"]) == 1  # nothing bad was written
 
 
+def get(url: str) -> tuple[str, bytes]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.headers["content-type"], response.read()
+
+
 async def test_openapi_document_and_docs_page_are_served(start_server, database_url):
+    """The document as committed; Swagger UI's files, served by the proxy itself."""
     from smsgw.settings import REPO_ROOT
 
     server = await start_server(rest_enabled=True, relay_enabled=False)
     status, served = await rest("GET", f"{server.rest_url}/openapi.json", None)
-    page = await asyncio.to_thread(
-        lambda: urllib.request.urlopen(f"{server.rest_url}/docs", timeout=10).read().decode())
     committed = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text())
     assert status == 200 and served == committed
-    assert "<title>Ghasi SMS Gateway - REST API</title>" in page and "/openapi.json" in page
+    content_type, page = await asyncio.to_thread(get, f"{server.rest_url}/docs")
+    assert content_type.startswith("text/html")
+    assert b"<title>Ghasi SMS Gateway - REST API</title>" in page and b"http" not in page
+    static = REPO_ROOT / "server" / "smsgw" / "api" / "static"
+    for name, kind, source in (("swagger-ui-bundle.js", "text/javascript", "swagger-ui"),
+                               ("swagger-ui.css", "text/css", "swagger-ui"),
+                               ("docs.js", "text/javascript", ".")):
+        assert f'"/docs/{name}"'.encode() in page
+        content_type, body = await asyncio.to_thread(get, f"{server.rest_url}/docs/{name}")
+        assert content_type.startswith(kind) and body == (static / source / name).read_bytes()
 
 
 async def test_property_based_fuzzing_finds_no_5xx_and_no_schema_breaks(

@@ -45,3 +45,23 @@ def test_the_rest_mapping_follows_the_http_rules() -> None:
 def test_the_committed_document_is_current() -> None:
     committed = json.loads((REPO_ROOT / "docs" / "openapi.json").read_text())
     assert committed == openapi.document()
+
+
+def test_every_operation_asks_for_the_bearer_key() -> None:
+    doc = openapi.document()
+    assert doc["components"]["securitySchemes"]["bearer"] | {"description": ""} == {
+        "type": "http", "scheme": "bearer", "description": ""}
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            assert op.get("security", doc["security"]) == [{"bearer": []}]
+
+
+def test_the_try_it_out_example_is_a_valid_request() -> None:
+    from google.protobuf import json_format
+
+    from smsgw.proto import sms_pb2
+
+    media = openapi.document()["paths"]["/v1/messages"]["post"]["requestBody"]["content"]
+    request = json_format.ParseDict(media["application/json"]["example"],
+                                    sms_pb2.SendMessageRequest(), ignore_unknown_fields=False)
+    assert request.to.startswith("+") and request.body and request.idempotency_key

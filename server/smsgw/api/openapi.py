@@ -47,6 +47,12 @@ _WELL_KNOWN: dict[str, dict[str, Any]] = {
                             "additionalProperties": True},
 }
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
+# Request bodies that work as they are, for the docs page's "Try it out" (an example
+# generated from the schema alone would send "string" as the phone number).
+_EXAMPLES: dict[str, dict[str, Any]] = {
+    "SendMessage": {"to": "+16502530000", "body": "Hello from Ghasi",
+                    "idempotency_key": "docs-example-1"},
+}
 
 
 def services() -> list[ServiceDescriptor]:
@@ -69,14 +75,16 @@ def document(service: ServiceDescriptor | None = None) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Ghasi SMS Gateway", "version": "v1",
                  "description": "REST mapping of ghasi.sms.v1.SmsService and SmsAdminService "
-                                "(generated from the "
-                                "protos; the gRPC contract is the source of truth)."},
+                                "(generated from the protos; the gRPC contract is the source "
+                                "of truth). Every error is a JSON google.rpc.Status with the "
+                                "HTTP status matching its code."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "An API key: `Bearer sk_...`"}},
+                                           "description": "Your API key (`sk_...`): sent as "
+                                                          "`authorization: Bearer <key>`."}},
             "schemas": dict(sorted(schemas.items())),
         },
     }
@@ -104,8 +112,10 @@ def _operation(method: MethodDescriptor, path: str, body: str,
         "responses": _responses(method, schemas),
     }
     if body == "*":
-        operation["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": _schema_ref(request, schemas)}}}
+        media = {"schema": _schema_ref(request, schemas)}
+        if method.name in _EXAMPLES:
+            media["example"] = _EXAMPLES[method.name]
+        operation["requestBody"] = {"required": True, "content": {"application/json": media}}
     else:
         operation["parameters"] += [_query_parameter(f) for f in request.fields
                                     if f.name not in in_path and _queryable(f)]
@@ -122,11 +132,10 @@ def _responses(method: MethodDescriptor, schemas: dict[str, Any]) -> dict[str, A
     status = {"schema": {"$ref": "#/components/schemas/google.rpc.Status"}}
     error = {"description": "An error: the HTTP status matches the gRPC code.",
              "content": {"application/json": status}}
-    refused = {"description": "Invalid input. A request the proxy cannot transcode (malformed "
-                              "JSON, a wrong type, an unknown query parameter) is refused "
-                              "with a plain-text explanation before it reaches the server.",
-               "content": {"application/json": status,
-                           "text/plain": {"schema": {"type": "string"}}}}
+    refused = {"description": "Invalid input: a value the server refuses, malformed JSON, a "
+                              "wrong type, an unknown field or query parameter. The "
+                              "message names the field.",
+               "content": {"application/json": status}}
     return {"200": ok, "400": refused, "default": error}
 
 

@@ -6,6 +6,12 @@ come back with the HTTP status matching the gRPC code and a JSON
 newline-delimited JSON. The descriptor set Envoy needs is built from the
 descriptors the generated stubs already loaded, so it always matches the
 contract this server speaks.
+
+Envoy's own refusals (no RPC at a path, a query value it cannot parse, a body
+or headers too large, the gRPC server gone) are rewritten by its local-reply
+mappers into the same JSON shape; rest_check refuses wrong methods, unknown
+query parameters and unknown body fields before that. The same port serves
+the OpenAPI document and Swagger UI at /docs, from files Envoy reads at start.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,12 +30,26 @@ from google.protobuf.descriptor import FileDescriptor
 from google.rpc import error_details_pb2
 
 from smsgw.api import openapi
+from smsgw.api.rest_check import status
 from smsgw.proto import admin_pb2, sms_pb2
 
 log = logging.getLogger(__name__)
 
 SERVICES = [service.full_name for service in openapi.services()]
 MAX_BODY_BYTES = 4 * 1024 * 1024
+STATIC_DIR = Path(__file__).with_name("static")
+_DESCRIPTOR = "sms_descriptor.binpb"
+_MAX_STATIC_BYTES = 4 * 1024 * 1024
+# /docs is Swagger UI, vendored unchanged from swagger-ui-dist (static/swagger-ui/VENDORED.md),
+# on the REST port itself: it works offline and "Try it out" calls the same origin.
+_DOCS: dict[str, tuple[str, str]] = {
+    "/docs": ("docs.html", "text/html; charset=utf-8"),
+    "/docs/docs.js": ("docs.js", "text/javascript; charset=utf-8"),
+    "/docs/swagger-ui.css": ("swagger-ui/swagger-ui.css", "text/css; charset=utf-8"),
+    "/docs/swagger-ui-bundle.js": ("swagger-ui/swagger-ui-bundle.js",
+                                   "text/javascript; charset=utf-8"),
+    "/docs/favicon-32x32.png": ("swagger-ui/favicon-32x32.png", "image/png"),
+}
 
 
 def descriptor_set() -> bytes:
@@ -56,13 +77,14 @@ def _collect(file: FileDescriptor, ordered: list[FileDescriptor], seen: set[str]
     ordered.append(file)
 
 
-def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
+def envoy_config(rest_address: str, grpc_port: int, directory: Path,
                  ops_port: int) -> dict[str, Any]:
+    """Envoy's config; ``directory`` holds what write_config put there (descriptor, docs)."""
     host, _, port = rest_address.rpartition(":")
     transcoder = {
         "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3"
                  ".GrpcJsonTranscoder",
-        "proto_descriptor": str(descriptor_path),
+        "proto_descriptor": str(directory / _DESCRIPTOR),
         "services": SERVICES,
         "convert_grpc_status": True,
         "print_options": {"add_whitespace": False, "always_print_primitive_fields": True,
@@ -83,15 +105,17 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
         "codec_type": "AUTO",
         # Watch streams stay open: no idle or stream timeout at the proxy.
         "stream_idle_timeout": "0s",
-        "local_reply_config": {"mappers": [_too_large_is_bad_request()]},
+        "local_reply_config": {"mappers": _local_replies()},
         "route_config": {
-            "max_direct_response_body_size_bytes": 1024 * 1024,
+            # Swagger UI's bundle is the largest body served from the config.
+            "max_direct_response_body_size_bytes": _MAX_STATIC_BYTES,
             "virtual_hosts": [{
                 "name": "gateway", "domains": ["*"],
                 "routes": [
                     _static("/openapi.json", "application/json",
-                            json.dumps(openapi.document(), indent=2)),
-                    _static("/docs", "text/html; charset=utf-8", _DOCS_PAGE),
+                            {"inline_string": json.dumps(openapi.document(), indent=2)}),
+                    *(_static(path, content_type, {"filename": str(_docs_copy(directory, name))})
+                      for path, (name, content_type) in _DOCS.items()),
                     {"match": {"prefix": "/"}, "route": {"cluster": "grpc", "timeout": "0s"}},
                 ],
             }],
@@ -128,25 +152,67 @@ def envoy_config(rest_address: str, grpc_port: int, descriptor_path: Path,
     }
 
 
-def _too_large_is_bad_request() -> dict[str, Any]:
-    """The proxy's own 413 becomes our 400 with a google.rpc.Status, like every bad input."""
-    status = json.dumps({
-        "code": 3,
-        "message": f"invalid request: request_body: larger than {MAX_BODY_BYTES} bytes",
-        "details": [
-            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "INVALID_ARGUMENT",
-             "domain": "sms.ghasi.io"},
-            {"@type": "type.googleapis.com/google.rpc.BadRequest", "field_violations": [
-                {"field": "request_body", "description": f"larger than {MAX_BODY_BYTES} bytes"}]},
-        ]})
-    return {
-        "filter": {"status_code_filter": {"comparison": {
-            "op": "EQ", "value": {"default_value": 413, "runtime_key": "smsgw.rest.too_large"}}}},
-        "status_code": 400,
-        "body": {"inline_string": status},
-        "body_format_override": {"text_format_source": {"inline_string": "%LOCAL_REPLY_BODY%"},
-                                 "content_type": "application/json"},
-    }
+# Envoy's own refusals, by the HTTP status it picked: (our HTTP status, gRPC code, reason).
+# Too-large requests are bad input like any other, hence 400 as the server would say.
+_LOCAL_REPLIES: dict[int, tuple[int, int, str]] = {
+    400: (400, 3, "INVALID_ARGUMENT"),   # a query value or request it cannot transcode
+    403: (403, 7, "PERMISSION_DENIED"),
+    404: (404, 5, "NOT_FOUND"),          # no RPC at this path
+    408: (408, 4, "DEADLINE_EXCEEDED"),
+    413: (400, 3, "INVALID_ARGUMENT"),
+    429: (429, 8, "RESOURCE_EXHAUSTED"),
+    431: (400, 3, "INVALID_ARGUMENT"),
+    500: (500, 13, "INTERNAL"),
+    501: (501, 12, "UNIMPLEMENTED"),
+    502: (502, 14, "UNAVAILABLE"),
+    503: (503, 14, "UNAVAILABLE"),       # the gRPC server is down
+    504: (504, 4, "DEADLINE_EXCEEDED"),
+}
+_TOO_LARGE = {413: ("request_body", f"larger than {MAX_BODY_BYTES} bytes"),
+              431: ("headers", "larger than the proxy accepts")}
+
+
+def _local_replies() -> list[dict[str, Any]]:
+    """Every answer Envoy makes itself, as a JSON google.rpc.Status like the server's.
+
+    The first mapper that matches wins. rest_check's refusals (ext_authz denials,
+    flag UAEX) are already that JSON and pass as they are; the check failing
+    to answer at all is the gateway being unavailable.
+    """
+    checked = {"and_filter": {"filters": [
+        _flag("UAEX"), {"or_filter": {"filters": [_code("EQ", 400), _code("EQ", 405)]}}]}}
+    unavailable = status(14, "UNAVAILABLE", "the gateway's request check did not answer")
+    fallback = status(2, "UNKNOWN", "%LOCAL_REPLY_BODY%")
+    return [
+        {"filter": checked},
+        {"filter": _flag("UAEX"), "status_code": 503, "body_format_override": _json(unavailable)},
+        *(_rewrite(code, *mapping) for code, mapping in _LOCAL_REPLIES.items()),
+        {"filter": _code("GE", 400), "body_format_override": _json(fallback)},
+    ]
+
+
+def _rewrite(envoy_code: int, http_code: int, grpc_code: int, reason: str) -> dict[str, Any]:
+    field = _TOO_LARGE.get(envoy_code)
+    # %LOCAL_REPLY_BODY% is Envoy's sentence, e.g. "Could not resolve /v1/x to a method."
+    message = f"invalid request: {field[0]}: {field[1]}" if field else "%LOCAL_REPLY_BODY%"
+    body = status(grpc_code, reason, message, [field] if field else None)
+    return {"filter": _code("EQ", envoy_code), "status_code": http_code,
+            "body_format_override": _json(body)}
+
+
+def _code(op: str, value: int) -> dict[str, Any]:
+    return {"status_code_filter": {"comparison": {
+        "op": op, "value": {"default_value": value,
+                            "runtime_key": f"smsgw.rest.local_reply.{op.lower()}_{value}"}}}}
+
+
+def _flag(flag: str) -> dict[str, Any]:
+    return {"response_flag_filter": {"flags": [flag]}}
+
+
+def _json(body: dict[str, Any]) -> dict[str, Any]:
+    # json_format escapes what %LOCAL_REPLY_BODY% holds (Envoy's messages quote field names).
+    return {"json_format": body, "content_type": "application/json"}
 
 
 def _strict_json_check() -> dict[str, Any]:
@@ -155,6 +221,7 @@ def _strict_json_check() -> dict[str, Any]:
         "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz",
         "transport_api_version": "V3",
         "failure_mode_allow": False,
+        "status_on_error": {"code": 503},
         "with_request_body": {"max_request_bytes": MAX_BODY_BYTES,
                               "allow_partial_message": True},
         "http_service": {
@@ -173,10 +240,10 @@ def _plain_cluster(name: str, port: int) -> dict[str, Any]:
                     "address": "127.0.0.1", "port_value": port}}}}]}]}}
 
 
-def _static(path: str, content_type: str, body: str) -> dict[str, Any]:
+def _static(path: str, content_type: str, body: dict[str, str]) -> dict[str, Any]:
     return {
         "match": {"path": path},
-        "direct_response": {"status": 200, "body": {"inline_string": body}},
+        "direct_response": {"status": 200, "body": body},
         "response_headers_to_add": [{"header": {"key": "content-type", "value": content_type}}],
         # Not an RPC: the transcoder would refuse it as an unknown method.
         "typed_per_filter_config": {
@@ -187,52 +254,24 @@ def _static(path: str, content_type: str, body: str) -> dict[str, Any]:
     }
 
 
-# A page that needs nothing from the internet: it reads /openapi.json and lists
-# every operation with its parameters and schemas.
-_DOCS_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Ghasi SMS Gateway - REST API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}
-code,pre{background:#f4f4f4;padding:.1rem .3rem;border-radius:3px}pre{padding:.6rem;overflow:auto}
-h2{margin-top:2rem;border-bottom:1px solid #ddd}.verb{font-weight:bold;text-transform:uppercase}
-</style></head><body><h1>Ghasi SMS Gateway - REST API</h1>
-<p>Generated from the protos. Authenticate with <code>authorization: Bearer &lt;api key&gt;</code>.
-Errors are <code>google.rpc.Status</code> JSON with the matching HTTP status.
-Raw document: <a href="/openapi.json">/openapi.json</a>.</p><div id="ops">Loading...</div>
-<script>
-fetch("/openapi.json").then(r => r.json()).then(doc => {
-  const out = [];
-  const esc = s => String(s).replace(/[&<>]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;"}[c]));
-  for (const [path, ops] of Object.entries(doc.paths)) {
-    for (const [verb, op] of Object.entries(ops)) {
-      out.push(`<h2><span class="verb">${verb}</span> <code>${esc(path)}</code></h2>`);
-      out.push(`<p>${esc(op.operationId)}</p>`);
-      for (const p of op.parameters || [])
-        out.push(`<div>${p.in} <code>${esc(p.name)}</code>: ` +
-                 `${esc(JSON.stringify(p.schema))}</div>`);
-      const body = op.requestBody && op.requestBody.content["application/json"].schema.$ref;
-      if (body) out.push(`<div>body: <code>${esc(body.split("/").pop())}</code></div>`);
-      const ok = Object.values(op.responses["200"].content)[0].schema.$ref;
-      out.push(`<div>returns: <code>${esc(ok.split("/").pop())}</code></div>`);
-    }
-  }
-  out.push("<h2>Schemas</h2>");
-  for (const [name, schema] of Object.entries(doc.components.schemas))
-    out.push(`<h3>${esc(name)}</h3><pre>${esc(JSON.stringify(schema, null, 2))}</pre>`);
-  document.getElementById("ops").innerHTML = out.join("\n");
-});
-</script></body></html>
-"""
-
-
 def write_config(directory: Path, rest_address: str, grpc_port: int, ops_port: int) -> Path:
-    """Writes the descriptor set and the Envoy config; returns the config's path."""
+    """Writes the descriptor set, the docs and the Envoy config; returns the config's path.
+
+    Everything Envoy reads is in ``directory``, so a sidecar needs only that.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    descriptor = directory / "sms_descriptor.binpb"
-    descriptor.write_bytes(descriptor_set())
+    (directory / _DESCRIPTOR).write_bytes(descriptor_set())
+    (directory / "docs").mkdir(exist_ok=True)
+    for name, _ in _DOCS.values():
+        shutil.copyfile(STATIC_DIR / name, _docs_copy(directory, name))
     config = directory / "envoy.json"
-    config.write_text(json.dumps(envoy_config(rest_address, grpc_port, descriptor, ops_port),
+    config.write_text(json.dumps(envoy_config(rest_address, grpc_port, directory, ops_port),
                                  indent=2))
     return config
+
+
+def _docs_copy(directory: Path, name: str) -> Path:
+    return directory / "docs" / Path(name).name
 
 
 def envoy_binary() -> Path:

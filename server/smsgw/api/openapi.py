@@ -80,6 +80,8 @@ def document(service: ServiceDescriptor | None = None) -> dict[str, Any]:
                                 "HTTP status matching its code."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
+        # The tenants' API first on the docs page, the operators' after it.
+        "tags": [{"name": s.name} for s in ([service] if service else services())],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

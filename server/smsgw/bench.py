@@ -10,6 +10,9 @@ Four measurements, each bounded in count and time so it stops by itself:
   from SENT events while a bulk submission runs.
 - ``smpp`` (not in ``all``): a backlog sent through the SMPP adapter to the
   SMSC simulator, by gateways this mode starts on a scratch database.
+- ``faults`` (not in ``all``): the store fault drills (Postgres restarted,
+  Postgres stopped, Redis killed) under load, on gateways and stores this
+  mode starts itself; no running gateway is needed.
 
 Requests are built before the clock starts, so the client spends its time
 on the wire, not in Python: it shares the machine with the server.
@@ -30,7 +33,7 @@ from typing import Any
 
 import grpc
 
-from smsgw import bench_smpp
+from smsgw import bench_faults, bench_smpp
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
 
@@ -39,7 +42,7 @@ SENT = pb.MESSAGE_STATUS_SENT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=(*MODES, "smpp", "all"), default="all")
+    parser.add_argument("--mode", choices=(*MODES, "smpp", "faults", "all"), default="all")
     parser.add_argument("--smpp-window", type=int, default=32,
                         help="submit_sm outstanding per session (smpp mode)")
     parser.add_argument("--smpp-sessions", type=int, default=4,
@@ -52,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="offered msg/s for latency")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     parser.add_argument("--relay-count", type=int, default=20_000)
+    bench_faults.add_arguments(parser)
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="hard stop for any one measurement")
 
@@ -65,6 +69,8 @@ class Target:
 
 async def run(args: argparse.Namespace, address: str, api_key: str) -> dict[str, Any]:
     target = Target(address, (("authorization", f"Bearer {api_key}"),), uuid.uuid4().hex[:12])
+    if args.mode == "faults":  # gateways and stores of its own: nothing to drain first
+        return {"modes": ["faults"], "faults": await bench_faults.measure(args)}
     modes = MODES if args.mode == "all" else (args.mode,)
     report: dict[str, Any] = {"address": address, "modes": list(modes)}
     for mode in modes:

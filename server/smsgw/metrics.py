@@ -39,3 +39,7 @@ LOOP_UP = Gauge("sms_loop_up", "Background loops: 1 running, 0 failing and being
                 ["loop"])
 LOOP_RESTARTS = Counter("sms_loop_restarts_total",
                         "Background loop steps that failed and were restarted.", ["loop"])
+SIMULATOR = Counter(
+    "sms_simulator_messages_total",
+    "Messages the carrier simulator took, by result: accepted, or duplicate (handed over again).",
+    ["provider", "result"])

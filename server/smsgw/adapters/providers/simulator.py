@@ -8,13 +8,19 @@ carrier's own message id; a delivery receipt follows later, on its own.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import secrets
+import uuid
 from dataclasses import dataclass
 
+from smsgw import metrics
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt, OutboundMessage, ProviderError, ReceiptSink, SendResult
+
+
+_REMEMBERED = 1_000_000  # message ids kept to spot a second hand-over
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +46,11 @@ class CarrierSimulator:
         self._on_receipt: ReceiptSink | None = None
         self._pending: set[asyncio.TimerHandle] = set()
         self.sent = 0
-        self.client_references: list[str] = []  # our message ids, as a carrier logs them
+        # Our message ids, as a carrier logs them: the latest ones, so a long run stays small.
+        self.client_references: collections.deque[str] = collections.deque(maxlen=_REMEMBERED)
+        self._seen: dict[uuid.UUID, None] = {}  # insertion-ordered: the oldest go first
+        self._accepted = metrics.SIMULATOR.labels(name, "accepted")
+        self._duplicates = metrics.SIMULATOR.labels(name, "duplicate")
 
     async def start(self, on_receipt: ReceiptSink) -> None:
         self._on_receipt = on_receipt
@@ -63,9 +73,20 @@ class CarrierSimulator:
             raise ProviderError("SIM_THROTTLED", "carrier throttled the request", retryable=True)
         provider_id = secrets.token_hex(8)
         self.sent += 1
-        self.client_references.append(str(message.id))
+        self._remember(message.id)
         self._schedule_receipt(provider_id)
         return SendResult(provider_message_id=provider_id)
+
+    def _remember(self, message_id: uuid.UUID) -> None:
+        """Counts what a real carrier's logs would show: a message handed over twice."""
+        self.client_references.append(str(message_id))
+        if message_id in self._seen:
+            self._duplicates.inc()
+            return
+        self._accepted.inc()
+        self._seen[message_id] = None
+        if len(self._seen) > _REMEMBERED:
+            del self._seen[next(iter(self._seen))]
 
     def _jittered(self, mean_ms: float) -> float:
         return mean_ms * (0.5 + self._rng.random())

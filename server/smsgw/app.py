@@ -189,6 +189,7 @@ class Gateway:
         """A supervised poller: the job, then a pause (cut short by stop)."""
         async def step() -> None:
             await job()
+            poller.healthy()  # now, not after the pause: readiness recovers at once
             await poller.pause(interval)
 
         poller = Supervised(name, step, self.board, critical=critical)

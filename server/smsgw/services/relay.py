@@ -111,6 +111,7 @@ class Relay:
         limit = min(room, self._config.batch_size)
         self._wake.clear()
         claimed = await self._outbox.claim(self.owner, limit, self._config.lease_seconds)
+        self._claimer.healthy()
         for message in claimed:
             self._dispatch(message, lease_until)
         if len(claimed) < limit:

@@ -100,6 +100,7 @@ class WebhookDispatcher:
                 task = asyncio.create_task(self._serve(endpoint))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
+            self._loop.healthy()
         await self._signal.wait(self._config.poll_seconds)
 
     async def _serve(self, endpoint: Endpoint) -> None:

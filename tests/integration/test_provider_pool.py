@@ -24,7 +24,7 @@ from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.services.dispatch import BreakerGauge, Dispatcher, ProviderSlot
 from smsgw.services.relay import Relay, RelayConfig
-from tests.integration.test_relay import accept, run_relays, statuses
+from tests.integration.test_relay import accept, run_relays, statuses, wait_until_outbox_empty
 
 pytestmark = pytest.mark.integration
 FAST = RelayConfig(batch_size=50, poll_seconds=0.05, lease_seconds=30, coalesce_seconds=0.001)
@@ -148,3 +148,24 @@ async def test_the_token_bucket_is_shared_by_every_process(redis_url):
     # Never more than the burst plus what the rate refilled, however it was shared.
     assert sum(granted.values()) <= 20 + 200 * elapsed + 2 * buckets[0]._batch
     assert granted[0] > 0 and granted[1] > 0
+
+
+async def test_a_carrier_failing_half_its_calls_keeps_carrying_with_the_default_breaker(db):
+    """Retries and dead letters do the rest: with the seeds' breaker rules (more than half
+    failing over 60 s, judged with confidence; closed again on the probes' share), a
+    carrier that fails one call in two is never shut off for good."""
+    await accept(db, 400)
+    carrier = simulator("half", failure_rate=0.5)
+    guarded = slot(carrier, BreakerConfig(cooldown_seconds=2),  # the defaults, a short cooldown
+                   RetryPolicy(max_attempts=5, base_seconds=0.01, cap_seconds=0.05))
+    relay = Relay(OutboxRepository(db), pool(guarded), FAST)
+    await relay.start()
+    try:
+        await wait_until_outbox_empty(db, seconds=120)
+    finally:
+        await relay.stop()
+    done = await statuses(db)
+    assert set(done) <= {3, 6} and sum(done.values()) == 400  # SENT, or FAILED at the end
+    assert done[3] >= 360  # about 1 - 0.5**5 of them: 388 expected
+    dead = await DeadLetterRepository(db).find(DeadLetterFilter(provider="half"), 100)
+    assert len(dead) == done.get(6, 0)

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import os
+
+# gRPC's fork handlers log "Other threads are currently calling into gRPC, skipping
+# fork() handlers" whenever this process forks while gRPC runs (pg_ctl run as another
+# user is forked, not vforked). Every child here execs at once and needs no gRPC state:
+# the handlers are turned off. gRPC reads this once, when it is first imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import sys
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
 
 from smsgw import bench, logs
+from smsgw.adapters.embedded import start_embedded
 from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.tenants import TenantDirectory
 from smsgw.api import rest_proxy
-from smsgw.app import Gateway, apply_migrations, resolve_stores
+from smsgw.app import Gateway, apply_migrations
 from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
 from smsgw.settings import Settings
 
@@ -32,8 +41,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.load()
     logs.configure(settings.log_level, settings.log_json)
-    result: int = _run(args.run(args, settings))
+    try:
+        result: int = _run(args.run(args, settings))
+        sys.stdout.flush()  # a reader that went away shows here, not in a flush at exit
+    except BrokenPipeError:
+        return _reader_gone()
+    except KeyboardInterrupt:  # Ctrl-C of a client command (watch, bench): nothing to add
+        return 128 + signal.SIGINT
     return result
+
+
+def _reader_gone() -> int:
+    """``smsgw watch | head -1``: stop quietly, as Python's documentation advises.
+
+    stdout now points at /dev/null, so the interpreter's own flush at exit
+    cannot fail a second time.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:
@@ -162,12 +188,20 @@ def _read_local_key(settings: Settings) -> str | None:
 
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:
+    """Runs until SIGINT or SIGTERM, then stops everything it started, children included.
+
+    The handlers come first: a signal during start-up lets the start finish
+    and then stops, rather than leaving the embedded servers half started.
+    Repeated signals change nothing; the stop has its own time limits.
+    """
+    stop = _stop_requested()
     gateway = Gateway(settings)
-    await gateway.start()
     try:
-        key_note = await _ensure_local_tenant(gateway, settings)
-        print(_banner(gateway, key_note), flush=True)
-        await _until_signalled()
+        await gateway.start()
+        if not stop.is_set():
+            key_note = await _ensure_local_tenant(gateway, settings)
+            print(_banner(gateway, key_note), flush=True)
+            await stop.wait()
     finally:
         await gateway.stop()
     return 0
@@ -179,12 +213,12 @@ async def _ensure_local_tenant(gateway: Gateway, configured: Settings) -> str:
         return "create a tenant and its API key: smsgw tenant create NAME"
     path = local_key_file(gateway.settings)
     if path.exists():
-        return f"API key of tenant '{LOCAL_TENANT}': in {path}"
+        return f"API key of tenant '{LOCAL_TENANT}': in {path} (send and watch use it)"
     _tenant, key = await gateway.tenants.create(LOCAL_TENANT)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)
     path.write_text(key + "\n")
-    return f"API key of tenant '{LOCAL_TENANT}' saved in {path} (shown once: {key})"
+    return f"API key of tenant '{LOCAL_TENANT}': {key} (saved in {path}; send and watch use it)"
 
 
 def _banner(gateway: Gateway, key_note: str) -> str:
@@ -201,12 +235,37 @@ def _banner(gateway: Gateway, key_note: str) -> str:
     ])
 
 
-async def _until_signalled() -> None:
+def _stop_requested() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def _database(settings: Settings) -> AsyncIterator[str]:
+    """The configured database, or the embedded one (without Redis: nothing here needs it)."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    resolved, embedded = await asyncio.to_thread(start_embedded, settings, with_redis=False)
+    try:
+        assert resolved.database_url
+        yield resolved.database_url
+    finally:
+        await asyncio.to_thread(embedded.stop)
+
+
+def _json(message: Message) -> str:
+    """As REST answers: field names as in the proto, enum names, zero values included."""
+    return json.dumps(MessageToDict(message, preserving_proto_field_name=True,
+                                    always_print_fields_with_no_presence=True))
+
+
+def _note(text: str) -> None:
+    """Remarks for the person at the terminal go to stderr; stdout stays machine-readable."""
+    print(text, file=sys.stderr)
 
 
 async def _rest_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -217,33 +276,26 @@ async def _rest_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _migrate(_args: argparse.Namespace, settings: Settings) -> int:
-    settings, embedded = await resolve_stores(settings)
-    try:
-        applied = await apply_migrations(settings)
-    finally:
-        if embedded is not None:
-            embedded.stop()
+    async with _database(settings) as url:
+        applied = await apply_migrations(settings.replace(database_url=url))
     print(json.dumps({"applied": applied}))
+    if not applied:
+        _note("no migrations to apply: the database is up to date")
     return 0
 
 
 async def _tenant_create(args: argparse.Namespace, settings: Settings) -> int:
-    settings, embedded = await resolve_stores(settings)
-    try:
-        await apply_migrations(settings)
-        assert settings.database_url
-        db = Database(settings.database_url, pool_size=2)
+    async with _database(settings) as url:
+        await apply_migrations(settings.replace(database_url=url))
+        db = Database(url, pool_size=2)
         await db.open()
         try:
             tenant, key = await TenantDirectory(db).create(args.name, args.scope or ["send"])
         finally:
             await db.close()
-    finally:
-        if embedded is not None:
-            embedded.stop()
     print(json.dumps({"tenant_id": str(tenant.id), "name": tenant.name, "api_key": key,
                       "scopes": sorted(tenant.scopes)}))
-    print("Keep this key: it is shown only once.", file=sys.stderr)
+    _note("Keep this key: it is shown only once.")
     return 0
 
 
@@ -257,9 +309,8 @@ async def _send(args: argparse.Namespace, settings: Settings) -> int:
                 idempotency_key=args.idempotency_key or str(uuid.uuid4())),
                 metadata=(("authorization", f"Bearer {key}"),), timeout=30)
         except grpc.aio.AioRpcError as exc:
-            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
-    print(json.dumps(MessageToDict(message)))
+            return _failed(exc)
+    print(_json(message))
     return 0
 
 
@@ -273,10 +324,11 @@ async def _watch(args: argparse.Namespace, settings: Settings) -> int:
             metadata=(("authorization", f"Bearer {key}"),))
         try:
             async for item in call:
-                print(json.dumps(MessageToDict(item)), flush=True)
+                print(_json(item), flush=True)
         except grpc.aio.AioRpcError as exc:
-            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
+            return _failed(exc)
+        finally:
+            call.cancel()  # also when printing failed: the reader went away
     return 0
 
 
@@ -296,11 +348,14 @@ async def _webhook(args: argparse.Namespace, settings: Settings) -> int:
         try:
             reply = await calls[args.action](stub)
         except grpc.aio.AioRpcError as exc:
-            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
-    print(json.dumps(MessageToDict(reply, preserving_proto_field_name=True)))
+            return _failed(exc)
+    print(_json(reply))
     if args.action == "create":
-        print("Keep the secret: it is shown only once.", file=sys.stderr)
+        _note("Keep the secret: it is shown only once.")
+    elif args.action == "list" and not reply.endpoints:
+        _note("no webhook endpoints")
+    elif args.action == "deliveries" and not reply.deliveries:
+        _note("no deliveries to this endpoint yet")
     return 0
 
 
@@ -314,20 +369,39 @@ async def _dlq(args: argparse.Namespace, settings: Settings) -> int:
             if args.action == "replay":
                 reply = await stub.ReplayDeadLetters(admin_pb2.ReplayDeadLettersRequest(
                     message_ids=args.message_ids, filter=where))
-                for result in reply.results:
-                    print(json.dumps(MessageToDict(result, preserving_proto_field_name=True)))
-                return 0
-            token = ""
-            while True:
-                page = await stub.ListDeadLetters(admin_pb2.ListDeadLettersRequest(
-                    filter=where, page_size=200, page_token=token))
-                for item in page.dead_letters:
-                    print(json.dumps(MessageToDict(item, preserving_proto_field_name=True)))
-                if not (token := page.next_page_token):
-                    return 0
+                printed = _print_lines(reply.results)
+            else:
+                printed = 0
+                async for item in _dead_letters(stub, where):  # page by page, as they come
+                    printed += _print_lines([item])
         except grpc.aio.AioRpcError as exc:
-            print(f"{exc.code().name}: {exc.details()}", file=sys.stderr)
-            return 1
+            return _failed(exc)
+    if not printed:  # on stderr, so that stdout stays empty, as a list of nothing is
+        _note("no dead letters to replay" if args.action == "replay" else "no dead letters")
+    return 0
+
+
+async def _dead_letters(stub: Any, where: admin_pb2.DeadLetterFilter) -> AsyncIterator[Message]:
+    token = ""
+    while True:
+        page = await stub.ListDeadLetters(admin_pb2.ListDeadLettersRequest(
+            filter=where, page_size=200, page_token=token))
+        for item in page.dead_letters:
+            yield item
+        if not (token := page.next_page_token):
+            return
+
+
+def _print_lines(items: Sequence[Message]) -> int:
+    """One JSON object per line; returns how many."""
+    for item in items:
+        print(_json(item))
+    return len(items)
+
+
+def _failed(exc: grpc.aio.AioRpcError) -> int:
+    _note(f"{exc.code().name}: {exc.details()}")
+    return 1
 
 
 async def _smsc_sim(args: argparse.Namespace, settings: Settings) -> int:

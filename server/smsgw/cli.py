@@ -231,7 +231,9 @@ def _banner(gateway: Gateway, key_note: str) -> str:
           if gateway.settings.rest_enabled else []),
         f"  {key_note}",
         "  send a first message:  .venv/bin/smsgw send --to +16502530000 --body 'Hello'",
-        "  watch what happens:    .venv/bin/smsgw watch",
+        "  watch it, by its id:   .venv/bin/smsgw watch ID   (QUEUED, SENDING, SENT, DELIVERED)",
+        *([f"  API docs:              http://{gateway.settings.rest_address}/docs"]
+          if gateway.settings.rest_enabled else []),
     ])
 
 
@@ -432,7 +434,8 @@ class _AuthorizedStub:
 
 
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    address, key = client_target(args, settings)
+    # The faults drills start gateways and stores of their own: no key needed.
+    address, key = ("", "") if args.mode == "faults" else client_target(args, settings)
     with contextlib.suppress(KeyboardInterrupt):
         print(json.dumps(await bench.run(args, address, key), indent=2))
     return 0

@@ -25,7 +25,7 @@ from tests.conftest import free_ports
 
 pytestmark = pytest.mark.e2e
 
-READY_LINE = "watch what happens"
+READY_LINE = "watch it, by its id"
 RUNS = 10
 
 

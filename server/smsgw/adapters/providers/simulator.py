@@ -19,7 +19,6 @@ from smsgw import metrics
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt, OutboundMessage, ProviderError, ReceiptSink, SendResult
 
-
 _REMEMBERED = 1_000_000  # message ids kept to spot a second hand-over
 
 

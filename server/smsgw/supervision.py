@@ -86,7 +86,7 @@ class Backoff:
     """Full-jitter exponential backoff between failed steps."""
 
     base_seconds: float = 0.1
-    cap_seconds: float = 2.0
+    cap_seconds: float = 1.0
 
     def delay(self, failures: int, rng: random.Random) -> float:
         ceiling = min(self.cap_seconds, self.base_seconds * 2 ** min(failures - 1, 30))

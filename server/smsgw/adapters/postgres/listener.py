@@ -16,7 +16,7 @@ import asyncpg
 
 from smsgw.adapters.postgres.database import translated_errors
 from smsgw.domain.errors import Unavailable
-from smsgw.supervision import Backoff, HealthBoard, Supervised, wait_for_event
+from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
 Callback = Callable[[], None]
 
@@ -28,8 +28,7 @@ class Listener:
         self._channels = channels
         self._connect_timeout = connect_timeout_seconds
         self._subscribers: dict[str, list[Callback]] = defaultdict(list)
-        self._loop = Supervised("pg-listener", self._listen_until_lost, board,
-                                backoff=Backoff(0.2, 5.0))
+        self._loop = Supervised("pg-listener", self._listen_until_lost, board)
 
     def subscribe(self, channel: str, callback: Callback) -> Callable[[], None]:
         self._subscribers[channel].append(callback)

@@ -15,11 +15,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from smsgw import metrics
-from smsgw.adapters.postgres.dead_letters import DeadLetterFilter, DeadLetterRepository
+from smsgw.adapters.postgres.dead_letters import DeadLetterRepository
 from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.redis_rate import SharedTokenBucket
 from smsgw.domain.breaker import BreakerConfig, BreakerState, CircuitBreaker
+from smsgw.domain.records import DeadLetterFilter
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.services.dispatch import BreakerGauge, Dispatcher, ProviderSlot

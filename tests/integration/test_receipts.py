@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from prometheus_client import REGISTRY
 
-from smsgw.adapters.postgres.outbox import OutboxRepository, Outcome
+from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.adapters.postgres.receipts import ReceiptRepository
+from smsgw.domain.records import Outcome
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt
 from smsgw.services.receipts import ReceiptProcessor

@@ -11,11 +11,12 @@ from typing import Any
 
 import grpc
 
-from smsgw.adapters.postgres.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterRepository
 from smsgw.api import convert
 from smsgw.api.auth import Authenticator
 from smsgw.api.servicer import unary
 from smsgw.domain.errors import FieldViolation, ValidationFailed
+from smsgw.domain.records import DeadLetter, DeadLetterFilter
+from smsgw.ports import DeadLetterStore
 from smsgw.proto import admin_pb2 as pb
 from smsgw.proto import admin_pb2_grpc, sms_pb2
 
@@ -24,7 +25,7 @@ DEFAULT_PAGE, MAX_PAGE, MAX_REPLAY = 50, 500, 1000
 
 
 class AdminServicer(admin_pb2_grpc.SmsAdminServiceServicer):
-    def __init__(self, auth: Authenticator, dead_letters: DeadLetterRepository) -> None:
+    def __init__(self, auth: Authenticator, dead_letters: DeadLetterStore) -> None:
         self._auth = auth
         self._dead_letters = dead_letters
 

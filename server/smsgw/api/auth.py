@@ -6,9 +6,9 @@ import time
 
 import grpc
 
-from smsgw.adapters.postgres.tenants import TenantDirectory
 from smsgw.domain.errors import PermissionDenied, Unauthenticated
 from smsgw.domain.model import Tenant
+from smsgw.ports import TenantDirectory
 
 _BEARER = "bearer "
 

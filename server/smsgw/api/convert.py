@@ -7,8 +7,8 @@ from typing import Any, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from smsgw.adapters.postgres.webhooks import Delivery, Endpoint
 from smsgw.domain.model import Message, StatusEvent
+from smsgw.domain.records import Delivery, Endpoint
 from smsgw.domain.validation import SendRequest
 from smsgw.proto import sms_pb2 as pb
 

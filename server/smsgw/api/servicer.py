@@ -14,8 +14,6 @@ from typing import Any, TypeVar
 import grpc
 
 from smsgw import metrics
-from smsgw.adapters.postgres.messages import MessageRepository
-from smsgw.adapters.postgres.webhooks import WebhookRepository
 from smsgw.api import convert, requests
 from smsgw.api.auth import Authenticator
 from smsgw.api.errors import grpc_code, rpc_status, trailing_metadata
@@ -24,6 +22,7 @@ from smsgw.domain import errors
 from smsgw.domain.model import Message, PageRequest, Submission, SubmitOutcome
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.validation import Limits, validate
+from smsgw.ports import MessageStore, WebhookStore
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
 from smsgw.services.submitter import Submitter
@@ -71,8 +70,8 @@ class ApiConfig:
 
 
 class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
-    def __init__(self, auth: Authenticator, submitter: Submitter, messages: MessageRepository,
-                 watcher: Watcher, config: ApiConfig, webhooks: WebhookRepository) -> None:
+    def __init__(self, auth: Authenticator, submitter: Submitter, messages: MessageStore,
+                 watcher: Watcher, config: ApiConfig, webhooks: WebhookStore) -> None:
         self._webhooks = webhooks
         self._auth = auth
         self._submitter = submitter

@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from smsgw import metrics
-from smsgw.adapters.redis_rate import SharedTokenBucket
 from smsgw.domain.breaker import BreakerState, CircuitBreaker
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import NoRoute, Router
-from smsgw.ports import OutboundMessage, ProviderError, SendPort, SendResult
+from smsgw.ports import OutboundMessage, ProviderError, RateLimiter, SendPort, SendResult
 from smsgw.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ class ProviderSlot:
     breaker: CircuitBreaker
     retry: RetryPolicy
     max_in_flight: int = 100
-    bucket: SharedTokenBucket | None = None
+    bucket: RateLimiter | None = None
     max_rate_wait_seconds: float = 0.25
     send_timeout_seconds: float = 30.0
     unavailable_wait_seconds: float = 1.0  # retry soon when the shared bucket is away

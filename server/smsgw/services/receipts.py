@@ -16,17 +16,16 @@ import time
 from collections import defaultdict
 
 from smsgw import metrics
-from smsgw.adapters.postgres.receipts import ReceiptRepository
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.status import MessageStatus
-from smsgw.ports import DeliveryReceipt
+from smsgw.ports import DeliveryReceipt, ReceiptStore
 from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
 log = logging.getLogger(__name__)
 
 
 class ReceiptProcessor:
-    def __init__(self, receipts: ReceiptRepository, match_window_seconds: float = 120.0,
+    def __init__(self, receipts: ReceiptStore, match_window_seconds: float = 120.0,
                  retry_seconds: float = 0.5, coalesce_seconds: float = 0.05,
                  board: HealthBoard | None = None, stop_timeout_seconds: float = 10.0) -> None:
         self._coalesce = coalesce_seconds

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Histogram
 
 from smsgw import metrics
-from smsgw.adapters.postgres.outbox import ClaimedMessage, OutboxRepository, Outcome
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.phone import mask
+from smsgw.domain.records import OutboundMessage, Outcome
 from smsgw.domain.status import MessageStatus
-from smsgw.ports import OutboundMessage
+from smsgw.ports import Outbox
 from smsgw.services.dispatch import Deferred, Dispatcher, Failed, Sent
 from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
@@ -47,7 +47,7 @@ class RelayConfig:
 
 class Relay:
     def __init__(
-        self, outbox: OutboxRepository, dispatcher: Dispatcher, config: RelayConfig,
+        self, outbox: Outbox, dispatcher: Dispatcher, config: RelayConfig,
         owner: str | None = None, board: HealthBoard | None = None,
     ) -> None:
         self._outbox = outbox
@@ -122,7 +122,7 @@ class Relay:
                              at_most=self._config.poll_seconds)
         await asyncio.sleep(self._config.coalesce_seconds)
 
-    def _dispatch(self, message: ClaimedMessage, lease_until: float) -> None:
+    def _dispatch(self, message: OutboundMessage, lease_until: float) -> None:
         task = asyncio.create_task(self._send(message, lease_until))
         self._in_flight.add(task)
         task.add_done_callback(self._sent)
@@ -131,7 +131,7 @@ class Relay:
         self._in_flight.discard(task)
         self._room.set()
 
-    async def _send(self, message: ClaimedMessage, lease_until: float) -> None:
+    async def _send(self, message: OutboundMessage, lease_until: float) -> None:
         try:
             outcome = await self._attempt(message)
         except Exception:  # a bug: the message must still get an outcome, not wait for its lease
@@ -142,12 +142,12 @@ class Relay:
         self._outcomes.append((outcome, lease_until))
         self._outcomes_ready.set()
 
-    async def _attempt(self, message: ClaimedMessage) -> Outcome:
+    async def _attempt(self, message: OutboundMessage) -> Outcome:
         age = (dt.datetime.now(dt.UTC) - message.created_at).total_seconds()
         if age > self._config.max_age_seconds:
             return self._expired(message, "")
         started = time.monotonic()
-        done = await self._dispatcher.dispatch(_outbound(message), message.traffic_class)
+        done = await self._dispatcher.dispatch(message, message.traffic_class)
         if isinstance(done, Sent):
             self._count(done.provider, "sent")
             elapsed = time.monotonic() - started
@@ -161,7 +161,7 @@ class Relay:
                            retry_in_ms=max(10, int(done.wait_seconds * 1000)))
         return self._failed(message, done, age)
 
-    def _failed(self, message: ClaimedMessage, failed: Failed, age: float) -> Outcome:
+    def _failed(self, message: OutboundMessage, failed: Failed, age: float) -> Outcome:
         error = failed.error
         delay = failed.retry.delay_ms(message.attempt, self._rng) if failed.retry else None
         if delay is not None and age + delay / 1000 > self._config.max_age_seconds:
@@ -180,7 +180,7 @@ class Relay:
                        error_description=error.description, retry_in_ms=delay,
                        route=failed.route, dead_letter=dead)
 
-    def _expired(self, message: ClaimedMessage, provider: str) -> Outcome:
+    def _expired(self, message: OutboundMessage, provider: str) -> Outcome:
         self._count(provider, "expired")
         return Outcome(message.id, MessageStatus.EXPIRED, provider=provider,
                        error_code="EXPIRED",
@@ -257,9 +257,3 @@ class Relay:
 def _loop_time(monotonic_deadline: float) -> float:
     """A time.monotonic() deadline on the event loop's clock."""
     return asyncio.get_running_loop().time() + monotonic_deadline - time.monotonic()
-
-
-def _outbound(message: ClaimedMessage) -> OutboundMessage:
-    return OutboundMessage(id=message.id, tenant_id=message.tenant_id, to=message.to,
-                           body=message.body, sender=message.sender, attempt=message.attempt,
-                           encoding=message.encoding)

@@ -17,12 +17,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from smsgw.adapters.postgres.messages import MessageRepository
 from smsgw.domain.errors import IdempotencyKeyReused
 from smsgw.domain.ids import new_ids
 from smsgw.domain.model import Message, Submission, SubmitOutcome
 from smsgw.domain.status import MessageStatus
-from smsgw.ports import IdempotencyCache
+from smsgw.ports import IdempotencyCache, MessageStore
 
 # A parallel flush is worth its round trips only for a batch at least this big.
 PARALLEL_FLUSH_MIN = 32
@@ -37,7 +36,7 @@ class _Parked:
 
 class Submitter:
     def __init__(
-        self, messages: MessageRepository, cache: IdempotencyCache | None,
+        self, messages: MessageStore, cache: IdempotencyCache | None,
         batch_max: int = 1000, flushers: int = 3,
     ) -> None:
         self._messages = messages

@@ -16,10 +16,11 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from smsgw.adapters.postgres.events import EventLog, EventPage
 from smsgw.domain.errors import NotFound
 from smsgw.domain.model import Cursor, StatusEvent
+from smsgw.domain.records import EventPage
 from smsgw.domain.status import FINAL
+from smsgw.ports import EventLog
 
 _END_OF_TXID = 2**63 - 1
 PAGE = 500

@@ -28,10 +28,10 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from smsgw import metrics
-from smsgw.adapters.postgres.events import EventLog
-from smsgw.adapters.postgres.webhooks import Delivery, Endpoint, WebhookRepository
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.model import Cursor, StatusEvent
+from smsgw.domain.records import Delivery, Endpoint
+from smsgw.ports import EventLog, WebhookStore
 from smsgw.services.watch import Signal
 from smsgw.supervision import HealthBoard, Supervised
 
@@ -66,7 +66,7 @@ class _Answer:
 
 
 class WebhookDispatcher:
-    def __init__(self, repo: WebhookRepository, events: EventLog, signal: Signal,
+    def __init__(self, repo: WebhookStore, events: EventLog, signal: Signal,
                  config: WebhookConfig, client: httpx.AsyncClient | None = None,
                  board: HealthBoard | None = None) -> None:
         self._repo = repo

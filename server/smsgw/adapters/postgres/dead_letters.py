@@ -6,44 +6,14 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
 from smsgw.domain.ids import new_ids
+from smsgw.domain.records import DeadLetter, DeadLetterFilter, Replayed
 
 Q = queries.load("dead_letters")
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterFilter:
-    tenant_id: uuid.UUID | None = None
-    provider: str = ""
-    error_code: str = ""
-    pending_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    message_id: uuid.UUID
-    tenant_id: uuid.UUID
-    provider: str
-    route: str
-    error_code: str
-    error_description: str
-    request: dict[str, Any]
-    attempts: list[dict[str, Any]]
-    dead_at: dt.datetime
-    replay_message_id: uuid.UUID | None
-    replayed_at: dt.datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class Replayed:
-    message_id: uuid.UUID
-    replay_message_id: uuid.UUID
-    already_replayed: bool
 
 
 class DeadLetterRepository:

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
 from smsgw.domain.model import Cursor, StatusEvent
+from smsgw.domain.records import EventPage, WatchTarget
 from smsgw.domain.status import MessageStatus
 
 Q = queries.load("events")
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    events: list[StatusEvent]
-    # Every event before (horizon, 0) is final; a reader that got fewer
-    # events than it asked for has seen all of them.
-    horizon: int
-
-
-@dataclass(frozen=True, slots=True)
-class WatchTarget:
-    id: uuid.UUID
-    status: MessageStatus
-    last_event: Cursor | None
 
 
 class EventLog:

@@ -8,8 +8,8 @@ from asyncpg import Connection
 
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
+from smsgw.domain.records import DeliveryReceipt
 from smsgw.domain.status import MessageStatus
-from smsgw.ports import DeliveryReceipt
 
 Q = queries.load("receipts")
 

@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
 from smsgw.domain.model import Cursor
+from smsgw.domain.records import Delivery, Endpoint
 from smsgw.domain.status import MessageStatus
 
 Q = queries.load("webhooks")
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    url: str
-    statuses: frozenset[MessageStatus]  # empty: all
-    secret: str
-    enabled: bool
-    disabled_reason: str
-    cursor: Cursor
-    failures: int
-    created_at: dt.datetime
-
-    def wants(self, status: MessageStatus) -> bool:
-        return not self.statuses or status in self.statuses
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    event_id: str
-    message_id: uuid.UUID
-    status: MessageStatus
-    attempt: int
-    http_status: int
-    error: str
-    duration_ms: int
-    created_at: dt.datetime
 
 
 class WebhookRepository:

@@ -18,12 +18,12 @@ from smsgw.adapters import redis_client
 from smsgw.adapters.postgres import migrator
 from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.dead_letters import DeadLetterRepository
-from smsgw.adapters.postgres.events import EventLog
+from smsgw.adapters.postgres.events import EventLog as PostgresEventLog
 from smsgw.adapters.postgres.listener import Listener
 from smsgw.adapters.postgres.messages import MessageRepository
 from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.adapters.postgres.receipts import ReceiptRepository
-from smsgw.adapters.postgres.tenants import TenantDirectory
+from smsgw.adapters.postgres.tenants import TenantDirectory as PostgresTenantDirectory
 from smsgw.adapters.postgres.webhooks import WebhookRepository
 from smsgw.adapters.redis_idempotency import RedisIdempotencyCache
 from smsgw.api.admin import AdminServicer
@@ -33,6 +33,15 @@ from smsgw.api.rest_proxy import RestProxy
 from smsgw.api.servicer import ApiConfig, SmsServicer
 from smsgw.domain.validation import Limits
 from smsgw.http import OpsServer
+from smsgw.ports import (
+    DeadLetterStore,
+    EventLog,
+    MessageStore,
+    Outbox,
+    ReceiptStore,
+    TenantDirectory,
+    WebhookStore,
+)
 from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
 from smsgw.services.receipts import ReceiptProcessor
 from smsgw.services.relay import Relay, RelayConfig
@@ -71,6 +80,25 @@ async def apply_migrations(settings: Settings) -> list[str]:
     return [f"{m.version:04d}_{m.name}" for m in done]
 
 
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """One adapter per store port; typed as the ports, so mypy checks each adapter."""
+
+    messages: MessageStore
+    outbox: Outbox
+    events: EventLog
+    receipts: ReceiptStore
+    webhooks: WebhookStore
+    dead_letters: DeadLetterStore
+    tenants: TenantDirectory
+
+
+def postgres_stores(db: Database) -> Stores:
+    return Stores(MessageRepository(db), OutboxRepository(db), PostgresEventLog(db),
+                  ReceiptRepository(db), WebhookRepository(db), DeadLetterRepository(db),
+                  PostgresTenantDirectory(db))
+
+
 @dataclass
 class Gateway:
     settings: Settings
@@ -100,14 +128,11 @@ class Gateway:
         await self.db.open()
         self._stack.append(self.db)
         self.redis = redis_client.connect(s.redis_url)
-        self.tenants = TenantDirectory(self.db)
-        messages = MessageRepository(self.db)
-        cache = RedisIdempotencyCache(self.redis, s.idempotency_ttl_hours * 3600)
-        self.cache = cache
-        self.outbox = OutboxRepository(self.db)
-        submitter = Submitter(messages, cache, s.submit_batch_max, s.submit_flushers)
+        stores = self.stores = postgres_stores(self.db)
+        self.cache = RedisIdempotencyCache(self.redis, s.idempotency_ttl_hours * 3600)
+        submitter = Submitter(stores.messages, self.cache, s.submit_batch_max, s.submit_flushers)
         signal = Signal()
-        watcher = Watcher(EventLog(self.db), signal,
+        watcher = Watcher(stores.events, signal,
                           WatchConfig(s.watch_heartbeat_seconds, s.watch_poll_seconds),
                           self._shutting_down)
         listener = Listener(s.database_url, ("smsgw_outbox", "smsgw_events"), self.board)
@@ -115,18 +140,15 @@ class Gateway:
         await self._start(submitter, listener)
         if s.relay_enabled:
             await self._start_relay(listener)
-        webhooks = WebhookRepository(self.db)
         if s.webhooks_enabled:
-            await self._start(WebhookDispatcher(webhooks, EventLog(self.db), signal, WebhookConfig(
-                poll_seconds=s.webhook_poll_seconds, timeout_seconds=s.webhook_timeout_seconds,
-                retry_base_seconds=s.webhook_retry_base_seconds,
-                retry_cap_seconds=s.webhook_retry_cap_seconds), board=self.board))
+            await self._start(WebhookDispatcher(
+                stores.webhooks, stores.events, signal, _webhook_config(s), board=self.board))
         servicer = SmsServicer(
-            Authenticator(self.tenants), submitter, messages, watcher,
+            Authenticator(stores.tenants), submitter, stores.messages, watcher,
             ApiConfig(Limits(max_segments=s.max_segments, default_region=s.default_region),
-                      s.stream_chunks_in_flight, s.submit_batch_max), webhooks)
+                      s.stream_chunks_in_flight, s.submit_batch_max), stores.webhooks)
         await self._start_grpc(servicer, AdminServicer(
-            Authenticator(self.tenants), DeadLetterRepository(self.db)))
+            Authenticator(stores.tenants), stores.dead_letters))
         ops = OpsServer(s.http_address, self.readiness, callbacks=self.callbacks)
         await self._start(ops)
         self.http_port = ops.port
@@ -137,9 +159,13 @@ class Gateway:
         await self._start(self._every("outbox-depth", 5.0, self._sample_outbox_depth))
         await self._start(self._every("health", 1.0, self._publish_health, critical=False))
 
+    @property
+    def tenants(self) -> TenantDirectory:
+        return self.stores.tenants
+
     async def _start_relay(self, listener: Listener) -> None:
         s = self.settings
-        repository = ReceiptRepository(self.db)
+        repository = self.stores.receipts
         receipts = ReceiptProcessor(repository, board=self.board)
         await self._start(receipts)
         await self._start(self._every(
@@ -151,7 +177,7 @@ class Gateway:
             self._stack.append(slot.port)
             if hasattr(slot.port, "handle_callback"):
                 self.callbacks[slot.name] = slot.port
-        relay = Relay(self.outbox, dispatcher, RelayConfig(
+        relay = Relay(self.stores.outbox, dispatcher, RelayConfig(
             batch_size=s.relay_batch_size, max_in_flight=s.relay_max_in_flight,
             poll_seconds=s.relay_poll_seconds, lease_seconds=s.relay_lease_seconds,
             max_age_seconds=s.message_max_age_seconds), board=self.board)
@@ -224,7 +250,7 @@ class Gateway:
             log.info("ready again")
 
     async def _sample_outbox_depth(self) -> None:
-        metrics.OUTBOX_DEPTH.set(await self.outbox.depth())
+        metrics.OUTBOX_DEPTH.set(await self.stores.outbox.depth())
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stops accepting, ends watch streams in-band, drains, then closes stores."""
@@ -250,6 +276,13 @@ class Gateway:
             self._embedded = None
 
 
-async def _expire(receipts: ReceiptRepository, timeout_seconds: float) -> None:
+def _webhook_config(s: Settings) -> WebhookConfig:
+    return WebhookConfig(poll_seconds=s.webhook_poll_seconds,
+                         timeout_seconds=s.webhook_timeout_seconds,
+                         retry_base_seconds=s.webhook_retry_base_seconds,
+                         retry_cap_seconds=s.webhook_retry_cap_seconds)
+
+
+async def _expire(receipts: ReceiptStore, timeout_seconds: float) -> None:
     if expired := await receipts.expire_unreceipted(timeout_seconds):
         log.info("receipts timed out", extra={"expired": expired})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -10,15 +9,9 @@ from collections.abc import Sequence
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
 from smsgw.domain.model import Tenant
+from smsgw.domain.tenant_keys import KEY_PREFIX, hash_key
 
 Q = queries.load("tenants")
-KEY_PREFIX = "sk_"
-
-
-def hash_key(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
 class TenantDirectory:
     def __init__(self, db: Database) -> None:
         self._db = db

@@ -1,0 +1,102 @@
+"""In-memory outbox: leases, outcomes, dead letters (see state.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from smsgw.adapters.memory.state import MemoryState, MessageRow
+from smsgw.domain.records import DeadLetter, OutboundMessage, Outcome
+from smsgw.domain.status import MessageStatus
+
+_CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.SENDING)
+
+
+class MemoryOutbox:
+    def __init__(self, state: MemoryState) -> None:
+        self._s = state
+
+    async def claim(self, owner: str, limit: int,
+                    lease_seconds: float) -> list[OutboundMessage]:
+        now = self._s.clock()
+        due = sorted((r for r in self._s.messages.values()
+                      if r.due_at is not None and r.due_at <= now), key=lambda r: r.due_at
+                     or now)[:limit]
+        self._s.begin()
+        claimed = []
+        for row in due:
+            row.lease_owner, row.due_at = owner, now + dt.timedelta(seconds=lease_seconds)
+            message = row.message
+            if message.status not in _CLAIMABLE:
+                continue
+            message.attempts += 1
+            if message.status is MessageStatus.QUEUED:
+                self._s.move(row, MessageStatus.SENDING, bare=True)
+            claimed.append(_outbound(row))
+        return claimed
+
+    async def record(self, owner: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
+        self._s.begin()
+        owned: set[uuid.UUID] = set()
+        for outcome in outcomes:
+            row = self._s.messages.get(outcome.id)
+            if row is None or row.due_at is None or row.lease_owner != owner:
+                continue
+            owned.add(outcome.id)
+            if len(outcome.part_ids) > 1:
+                row.parts.update(dict.fromkeys(outcome.part_ids))
+            self._release(row, outcome)
+            if row.message.status is MessageStatus.SENDING:
+                self._apply(row, outcome)
+        return owned
+
+    async def depth(self) -> int:
+        return sum(1 for r in self._s.messages.values() if r.due_at is not None)
+
+    def _release(self, row: MessageRow, outcome: Outcome) -> None:
+        row.lease_owner = None
+        if outcome.retry_in_ms is None:
+            row.due_at = None
+        else:
+            row.due_at = self._s.clock() + dt.timedelta(milliseconds=outcome.retry_in_ms)
+
+    def _apply(self, row: MessageRow, outcome: Outcome) -> None:
+        message = row.message
+        changes: dict[str, Any] = {
+            "provider_message_id": outcome.provider_message_id,
+            "error_code": outcome.error_code, "error_description": outcome.error_description,
+            "attempts": message.attempts - outcome.refund}
+        if outcome.provider:
+            changes["provider"] = outcome.provider
+        if outcome.route:
+            changes["route"] = outcome.route
+        if outcome.status is MessageStatus.SENT:
+            changes["sent_at"] = self._s.clock()
+        self._s.move(row, outcome.status, **changes)
+        if outcome.dead_letter and message.id not in self._s.dead_letters:
+            self._s.dead_letters[message.id] = self._dead_letter(row)
+
+    def _dead_letter(self, row: MessageRow) -> DeadLetter:
+        m = row.message
+        errors = [{"attempt": e.attempt, "provider": e.provider, "error_code": e.error_code,
+                   "error_description": e.error_description,
+                   "occurred_at": e.occurred_at.isoformat()}
+                  for _, e in self._s.events if e.message_id == m.id and e.error_code]
+        request = {"to": m.to, "body": m.body, "sender": m.sender,
+                   "client_reference": m.client_reference, "metadata": dict(m.metadata),
+                   "idempotency_key": m.idempotency_key, "traffic_class": m.traffic_class,
+                   "created_at": m.created_at.isoformat()}
+        # The statement's own FAILED event is among ``errors`` here; Postgres appends
+        # the last attempt from the row because its event is not yet visible to it.
+        return DeadLetter(m.id, m.tenant_id, m.provider, m.route, m.error_code,
+                          m.error_description, request, errors, self._s.clock(), None, None)
+
+
+def _outbound(row: MessageRow) -> OutboundMessage:
+    m = row.message
+    return OutboundMessage(id=m.id, tenant_id=m.tenant_id, to=m.to, body=m.body,
+                           sender=m.sender, attempt=m.attempts, encoding=m.encoding,
+                           client_reference=m.client_reference, created_at=m.created_at,
+                           traffic_class=m.traffic_class)

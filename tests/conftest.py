@@ -297,7 +297,7 @@ async def start_smsc(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Sm
     async def start(**options: object) -> SmscProcess:
         port, n = free_port(), len(started)
         journal, stats = tmp_path / f"smsc-{n}.jsonl", tmp_path / f"smsc-{n}.stats.json"
-        argv = [sys.executable, "-m", "smsgw.simulators.smsc", "--port", str(port),
+        argv = [sys.executable, "-m", "smsgw_simulators.smsc", "--port", str(port),
                 "--journal", str(journal), "--stats", str(stats)]
         for key, value in options.items():
             flag = "--" + key.replace("_", "-")

@@ -59,7 +59,7 @@ class SmppRig:
 
     async def start(self) -> None:
         self._smsc = subprocess.Popen(  # noqa: S603, ASYNC220 - our module; outlives this call
-            [sys.executable, "-m", "smsgw.simulators.smsc", "--port", str(self._smsc_port),
+            [sys.executable, "-m", "smsgw_simulators.smsc", "--port", str(self._smsc_port),
              "--receipt-delay-ms", "20", "--stats", str(self.stats)], stdout=subprocess.PIPE)
         assert self._smsc.stdout is not None
         await asyncio.wait_for(asyncio.to_thread(self._smsc.stdout.readline), 30)

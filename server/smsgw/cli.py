@@ -410,7 +410,7 @@ async def _smsc_sim(args: argparse.Namespace, settings: Settings) -> int:
     """Runs the simulator in this process's place, so signals reach it directly."""
     del settings
     os.execv(sys.executable,  # noqa: S606 - our own module, no shell
-             [sys.executable, "-m", "smsgw.simulators.smsc", *args.options])
+             [sys.executable, "-m", "smsgw_simulators.smsc", *args.options])
 
 
 def _status(name: str) -> Any:

@@ -3,14 +3,14 @@
 Switching carriers is a settings change: each ``[[providers]]`` table names
 an adapter kind and its options, each ``[[routes]]`` table says which
 traffic goes where. With none configured, the carrier simulator takes all.
+Adapters are imported when a provider of their kind is configured: the
+simulator lives outside the production package, in ``smsgw_simulators``.
 """
 
 from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
-from smsgw.adapters.providers.smpp import SmppConfig, SmppProvider
 from smsgw.adapters.redis_rate import SharedTokenBucket
 from smsgw.domain.breaker import CircuitBreaker
 from smsgw.domain.retry import RetryPolicy
@@ -53,8 +53,18 @@ def adapter(provider: ProviderSettings, settings: Settings,
             board: HealthBoard | None = None) -> SendPort:
     options = dict(provider.options)
     if provider.kind == "simulator":
+        from smsgw_simulators.carrier import (  # noqa: PLC0415 - only when configured
+            CarrierSimulator,
+            SimulatorConfig,
+        )
+
         return CarrierSimulator(SimulatorConfig(**options), name=provider.name)
     if provider.kind == "smpp":
+        from smsgw.adapters.providers.smpp import (  # noqa: PLC0415 - only when configured
+            SmppConfig,
+            SmppProvider,
+        )
+
         return SmppProvider(SmppConfig.from_options(provider.name, options), board=board)
     from smsgw.adapters.providers.http_carrier import (  # noqa: PLC0415 - only when configured
         HttpCarrierConfig,

@@ -23,7 +23,7 @@ from smsgw.domain.encoding import Encoding
 from smsgw.domain.status import MessageStatus
 from smsgw.http import CallbackHandler, OpsServer
 from smsgw.ports import DeliveryReceipt, OutboundMessage, ProviderError
-from smsgw.simulators.fake_carrier import FakeCarrier
+from smsgw_simulators.fake_carrier import FakeCarrier
 
 SID = "AC" + "0123456789abcdef" * 2
 TOKEN = "carrier-secret-token"

@@ -19,13 +19,13 @@ import pytest
 import pytest_asyncio
 
 from smsgw.adapters.providers.http_carrier import HttpCarrierConfig, HttpCarrierProvider
-from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.providers.smpp import SmppConfig, SmppProvider
 from smsgw.domain.encoding import Encoding, measure
 from smsgw.domain.status import MessageStatus
 from smsgw.http import OpsServer
 from smsgw.ports import DeliveryReceipt, OutboundMessage, ProviderError, SendPort
-from smsgw.simulators.fake_carrier import FakeCarrier
+from smsgw_simulators.carrier import CarrierSimulator, SimulatorConfig
+from smsgw_simulators.fake_carrier import FakeCarrier
 
 KINDS = ("simulator", "smpp", "http")
 FAULTS = (None, "permanent", "transient")

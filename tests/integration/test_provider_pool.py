@@ -17,7 +17,6 @@ import redis.asyncio as aioredis
 from smsgw import metrics
 from smsgw.adapters.postgres.dead_letters import DeadLetterRepository
 from smsgw.adapters.postgres.outbox import OutboxRepository
-from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.redis_rate import SharedTokenBucket
 from smsgw.domain.breaker import BreakerConfig, BreakerState, CircuitBreaker
 from smsgw.domain.records import DeadLetterFilter
@@ -25,6 +24,7 @@ from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.services.dispatch import BreakerGauge, Dispatcher, ProviderSlot
 from smsgw.services.relay import Relay, RelayConfig
+from smsgw_simulators.carrier import CarrierSimulator, SimulatorConfig
 from tests.integration.test_relay import accept, run_relays, statuses, wait_until_outbox_empty
 
 pytestmark = pytest.mark.integration

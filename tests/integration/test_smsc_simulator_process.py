@@ -1,6 +1,6 @@
 """The SMSC simulator as the process the SMPP adapter meets: bind, submit, receipts, journal.
 
-Starts ``python -m smsgw.simulators.smsc`` on a free port and drives it with a
+Starts ``python -m smsgw_simulators.smsc`` on a free port and drives it with a
 plain ``smpp34.Client``, so the check is independent of our own SMPP adapter.
 """
 
@@ -43,7 +43,7 @@ async def start_smsc(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[St
         port = _free_port()
         stderr = (tmp_path / f"smsc-{port}.log").open("wb")
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smsgw.simulators.smsc", "--port", str(port), *options,
+            sys.executable, "-m", "smsgw_simulators.smsc", "--port", str(port), *options,
             stdout=asyncio.subprocess.PIPE, stderr=stderr)
         stderr.close()
         processes.append(process)

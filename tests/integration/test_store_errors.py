@@ -15,7 +15,6 @@ import pytest
 
 from smsgw.adapters import redis_client
 from smsgw.adapters.postgres.database import Database, translated_errors
-from smsgw.adapters.providers.simulator import CarrierSimulator, SimulatorConfig
 from smsgw.adapters.redis_idempotency import RedisIdempotencyCache
 from smsgw.adapters.redis_rate import SharedTokenBucket
 from smsgw.domain.breaker import BreakerConfig, CircuitBreaker
@@ -26,6 +25,7 @@ from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.drills.stores import free_port
 from smsgw.ports import OutboundMessage
 from smsgw.services.dispatch import Deferred, Dispatcher, ProviderSlot
+from smsgw_simulators.carrier import CarrierSimulator, SimulatorConfig
 
 
 async def test_a_session_the_server_ended_is_unavailable_then_replaced(database_url: str) -> None:

@@ -13,7 +13,7 @@ from calendar import timegm
 
 import pytest
 
-from smsgw.simulators.smsc import (
+from smsgw_simulators.smsc import (
     GSM7_BASIC,
     TAG_MESSAGE_PAYLOAD,
     TAG_SAR_MSG_REF_NUM,

@@ -17,7 +17,7 @@ import json
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
-from smsgw import bench, logs
+from smsgw import logs
 from smsgw.adapters.embedded import start_embedded
 from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.tenants import TenantDirectory
@@ -73,7 +73,7 @@ def _run(main: Coroutine[Any, Any, int]) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="smsgw", description=__doc__)
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="run the gateway (gRPC, relay, metrics)")
     serve.set_defaults(run=_serve)
@@ -127,11 +127,40 @@ def _parser() -> argparse.ArgumentParser:
         _client_options(command)
         command.set_defaults(run=_webhook, action=name)
 
-    bench_command = commands.add_parser("bench", help="measure a running gateway; prints JSON")
+    bench_command = commands.add_parser("bench", help="measure a running gateway; prints JSON",
+                                        more_arguments=_bench_arguments)
     _client_options(bench_command)
-    bench.add_arguments(bench_command)
     bench_command.set_defaults(run=_bench)
     return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """A command parser that can add options from a module imported only when the command runs.
+
+    ``smsgw bench`` takes its options from ``smsgw_bench``, which is not part
+    of the production package: it is imported when ``bench`` is parsed, not
+    for every command.
+    """
+
+    def __init__(self, *args: Any,
+                 more_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._more_arguments = more_arguments
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None,
+                         ) -> tuple[argparse.Namespace, list[str]]:
+        if self._more_arguments is not None:
+            add, self._more_arguments = self._more_arguments, None
+            add(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    from smsgw_bench import add_arguments  # noqa: PLC0415 - only for smsgw bench
+
+    add_arguments(parser)
 
 
 def _operator_commands(commands: Any) -> None:
@@ -436,8 +465,10 @@ class _AuthorizedStub:
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
     # The faults drills start gateways and stores of their own: no key needed.
     address, key = ("", "") if args.mode == "faults" else client_target(args, settings)
+    from smsgw_bench import run  # noqa: PLC0415 - not part of the production package
+
     with contextlib.suppress(KeyboardInterrupt):
-        print(json.dumps(await bench.run(args, address, key), indent=2))
+        print(json.dumps(await run(args, address, key), indent=2))
     return 0
 
 

@@ -3,7 +3,7 @@
 Each test runs a real ``smsgw serve`` on a Postgres cluster and a
 redis-server of its own (the machine's shared servers are never touched),
 offers unary and bulk load, inflicts the fault while the load runs, and
-audits the aftermath (see smsgw.drills.faults). ``smsgw bench --mode
+audits the aftermath (see smsgw_bench.drills.faults). ``smsgw bench --mode
 faults`` repeats the Postgres restart many times; this is the bounded sample.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from smsgw.drills.faults import DrillPlan, run_drill
-from smsgw.drills.load import LoadShape
+from smsgw_bench.drills.faults import DrillPlan, run_drill
+from smsgw_bench.drills.load import LoadShape
 
 LOAD = LoadShape(unary_per_second=200, bulk_per_second=200, chunk=100)
 RETRYABLE = {"UNAVAILABLE", "item UNAVAILABLE"}

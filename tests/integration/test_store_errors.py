@@ -22,9 +22,9 @@ from smsgw.domain.encoding import Encoding
 from smsgw.domain.errors import Unavailable
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import Router, RouteRule, WeightedProvider
-from smsgw.drills.stores import free_port
 from smsgw.ports import OutboundMessage
 from smsgw.services.dispatch import Deferred, Dispatcher, ProviderSlot
+from smsgw_bench.drills.stores import free_port
 from smsgw_simulators.carrier import CarrierSimulator, SimulatorConfig
 
 

@@ -33,9 +33,9 @@ from typing import Any
 
 import grpc
 
-from smsgw import bench_faults, bench_smpp
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
+from smsgw_bench import faults, smpp
 
 MODES = ("unary", "bulk", "latency", "relay")
 SENT = pb.MESSAGE_STATUS_SENT
@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=500.0, help="offered msg/s for latency")
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     parser.add_argument("--relay-count", type=int, default=20_000)
-    bench_faults.add_arguments(parser)
+    faults.add_arguments(parser)
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="hard stop for any one measurement")
 
@@ -70,7 +70,7 @@ class Target:
 async def run(args: argparse.Namespace, address: str, api_key: str) -> dict[str, Any]:
     target = Target(address, (("authorization", f"Bearer {api_key}"),), uuid.uuid4().hex[:12])
     if args.mode == "faults":  # gateways and stores of its own: nothing to drain first
-        return {"modes": ["faults"], "faults": await bench_faults.measure(args)}
+        return {"modes": ["faults"], "faults": await faults.measure(args)}
     modes = MODES if args.mode == "all" else (args.mode,)
     report: dict[str, Any] = {"address": address, "modes": list(modes)}
     for mode in modes:
@@ -292,7 +292,7 @@ async def _relay(args: argparse.Namespace, target: Target) -> dict[str, Any]:
 
 
 async def _smpp(args: argparse.Namespace, target: Target) -> dict[str, Any]:
-    rig = bench_smpp.SmppRig(args.smpp_window, args.smpp_sessions, bench_smpp.environment())
+    rig = smpp.SmppRig(args.smpp_window, args.smpp_sessions, smpp.environment())
     await rig.start()
     try:
         intake = await rig.start_gateway(relay=False)
@@ -306,7 +306,7 @@ async def _smpp(args: argparse.Namespace, target: Target) -> dict[str, Any]:
         await rig.start_gateway(relay=True)
         started = time.perf_counter()
         while True:
-            done = await bench_smpp.progress(rig.database)
+            done = await smpp.progress(rig.database)
             if done.delivered >= accepted or time.perf_counter() - started > args.max_seconds:
                 break
             await asyncio.sleep(0.25)
@@ -319,7 +319,7 @@ async def _smpp(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             # From the first SENT to the last DELIVERED: every receipt back and applied.
             "delivered_per_second": round(done.delivered / done.delivered_span)
             if done.delivered_span else None,
-            "smsc": bench_smpp.smsc_summary(rig.stats)}
+            "smsc": smpp.smsc_summary(rig.stats)}
 
 
 _MEASUREMENTS = {"unary": _unary, "bulk": _bulk, "latency": _latency, "relay": _relay,

@@ -3,7 +3,7 @@
 The Postgres restart is repeated (``--fault-runs``, default 5) because the
 failure it guards against was a race: a pooled connection whose session the
 server had just ended. Each run starts its own gateway on its own Postgres
-and Redis (see smsgw.drills), so no running gateway is needed.
+and Redis (see smsgw_bench.drills), so no running gateway is needed.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from smsgw.drills.faults import FAULTS, DrillPlan, run_drill
-from smsgw.drills.load import LoadShape
+from smsgw_bench.drills.faults import FAULTS, DrillPlan, run_drill
+from smsgw_bench.drills.load import LoadShape
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,8 +31,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from smsgw.adapters.postgres.database import Database
 from smsgw.adapters.postgres.tenants import TenantDirectory
 from smsgw.domain.status import FINAL, MessageStatus
-from smsgw.drills.load import Load, LoadShape
-from smsgw.drills.stores import PrivatePostgres, PrivateRedis, free_port
+from smsgw_bench.drills.load import Load, LoadShape
+from smsgw_bench.drills.stores import PrivatePostgres, PrivateRedis, free_port
 
 FAULTS = ("postgres-restart", "postgres-stop", "redis-kill")
 DATABASE = "smsgw"

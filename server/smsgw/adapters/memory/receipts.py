@@ -29,7 +29,7 @@ class MemoryReceiptStore:
                 row.part_errors[receipt.provider_message_id] = (
                     receipt.error_code, receipt.error_description)
             touched.append(row)
-        settled = [_settled(row) for row in dict.fromkeys(touched)
+        settled = [_settled(row) for row in {r.message.id: r for r in touched}.values()
                    if row.message.status is MessageStatus.SENT]
         self._settle(provider, [r for r in settled if r is not None], multipart=True)
         return matched

@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,9 +33,16 @@ RUNS = 10
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data folder for the module: initdb runs once, later starts take seconds."""
-    return tmp_path_factory.mktemp("smsgw-data")
+def data_dir() -> Iterator[Path]:
+    """One data folder for the module: initdb runs once, later starts take seconds.
+
+    Outside pytest's own temporary root, which pytest makes private (0700) at
+    every session's start: the embedded Postgres runs as another user and
+    must reach its folder even while another pytest session starts.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="smsgw-signals-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass

@@ -7,9 +7,9 @@ Twilio-shaped JSON error) and also written to ``violations``, so a test can
 assert that our adapter never put a foot wrong. Accepted messages are then
 reported back through signed status callbacks, as the carrier does.
 
-The callback signature is computed here, independently of
-``smsgw.domain.carrier_signature``, so a test that passes has cross-checked
-both implementations rather than one against itself.
+The callback signature is computed here, independently of the adapter's own
+(``smsgw.adapters.providers.http_carrier.signing``), so a test that passes has
+cross-checked both implementations rather than one against itself.
 """
 
 from __future__ import annotations

@@ -247,7 +247,7 @@ async def test_a_forged_callback_is_refused_and_counted(rig: Rig) -> None:
 
 async def test_a_signature_over_a_different_url_is_refused(rig: Rig) -> None:
     """The query string is signed too: a replay with another ref must not pass."""
-    from smsgw.domain import carrier_signature
+    from smsgw.adapters.providers.http_carrier import signing as carrier_signature
 
     params = {"MessageSid": "SM" + "0" * 32, "MessageStatus": "delivered"}
     signed_for = f"{rig.callback_url}?ref=a"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hmac
 
-from smsgw.domain import carrier_signature
+from smsgw.adapters.providers.http_carrier import signing as carrier_signature
 
 # The published example (twilio-php/-csharp/-python RequestValidator tests): token 12345.
 TOKEN = "12345"

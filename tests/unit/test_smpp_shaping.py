@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from smsgw.domain.encoding import Encoding
-from smsgw.domain.smpp import (
+from smsgw.adapters.providers.smpp.codec import (
     ESM_UDHI,
     TLV_MESSAGE_PAYLOAD,
     TLV_SAR_TOTAL_SEGMENTS,
@@ -16,6 +15,7 @@ from smsgw.domain.smpp import (
     parse_receipt,
     submit_parts,
 )
+from smsgw.domain.encoding import Encoding
 from smsgw.domain.status import MessageStatus
 
 

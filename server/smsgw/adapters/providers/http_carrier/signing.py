@@ -3,7 +3,8 @@
 The carrier signs the exact URL it called (query string included) followed by
 every POST parameter, sorted by name, as name+value with no separators; the
 key is the account's auth token. Pure: no I/O, so it is tested against the
-carrier's published vector and reused wherever a callback is checked.
+carrier's published vector. It lives with the adapter: only this carrier
+kind signs this way.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from smsgw.domain import carrier_signature
+from smsgw.adapters.providers.http_carrier import signing
 from smsgw.domain.phone import mask
 from smsgw.domain.status import MessageStatus
 from smsgw.metrics import CARRIER_CALLBACKS
@@ -119,7 +119,7 @@ class HttpCarrierProvider:
         never waits on anything.
         """
         url = self._config.status_callback_url + (f"?{query}" if query else "")
-        if signature is None or not carrier_signature.verify(
+        if signature is None or not signing.verify(
                 self._config.auth_token, url, form, signature):
             CARRIER_CALLBACKS.labels(self.name, "rejected").inc()
             log.warning("carrier callback with a missing or wrong signature", extra={

@@ -24,8 +24,7 @@ from typing import Any
 
 import smpp34
 
-from smsgw.domain.errors import Unavailable
-from smsgw.domain.smpp import (
+from smsgw.adapters.providers.smpp.codec import (
     DATA_CODING,
     TLV_CLIENT_REFERENCE,
     Concatenation,
@@ -35,6 +34,7 @@ from smsgw.domain.smpp import (
     parse_receipt,
     submit_parts,
 )
+from smsgw.domain.errors import Unavailable
 from smsgw.ports import DeliveryReceipt, OutboundMessage, ProviderError, ReceiptSink, SendResult
 from smsgw.supervision import Backoff, HealthBoard, Supervised
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import urllib.request
 import uuid
+from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from smsgw.proto import admin_pb2 as admin
+from smsgw.proto import admin_pb2_grpc
 from smsgw.proto import sms_pb2 as pb
 from tests.conftest import client_for, new_tenant_key
 from tests.e2e.support import details, reason, request, violated_fields
@@ -207,3 +213,182 @@ async def test_health_reflection_and_metrics(start_server, database_url):
                  "sms_receipts_total"):
         assert name in metrics
     assert ready.status == 200 and b"postgres: ok" in ready.read()
+
+
+async def test_a_bulk_stream_chunk_over_1000_items_gets_an_error_per_item_and_goes_on(
+        start_server, database_url):
+    # The proto: at most 1000 items per chunk; every item gets exactly one result and a bad
+    # item never ends the stream. So each item of the oversized chunk is refused, none stored.
+    server = await start_server(relay_enabled=False)
+
+    async def chunks():
+        yield pb.SendMessagesRequest(items=[request(client_reference=f"a{i}") for i in range(2)])
+        yield pb.SendMessagesRequest(items=[request(client_reference=f"b{i}")
+                                            for i in range(1001)])
+        yield pb.SendMessagesRequest(items=[request(client_reference="c0")])
+
+    async with client_for(server.address, await new_tenant_key(database_url)) as c:
+        responses = [r async for r in c.stub.SendMessages(chunks(), metadata=c.auth)]
+        stored = await c.stub.ListMessages(pb.ListMessagesRequest(page_size=1000),
+                                           metadata=c.auth)
+    assert [len(r.results) for r in responses] == [2, 1001, 1]
+    results = [r for response in responses for r in response.results]
+    assert [r.index for r in results] == list(range(1004))
+    refused = results[2:1003]
+    assert [r.client_reference for r in refused] == [f"b{i}" for i in range(1001)]
+    assert {(r.error.code, tuple(violated_fields(r.error)), reason(r.error))
+            for r in refused} == {(grpc.StatusCode.INVALID_ARGUMENT.value[0], ("items",),
+                                   "INVALID_ARGUMENT")}
+    assert all(r.HasField("message") for r in results[:2] + results[1003:])
+    assert sorted(m.client_reference for m in stored.messages) == ["a0", "a1", "c0"]
+
+
+def _token(data: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+def _untoken(token: str) -> Any:
+    return json.loads(base64.urlsafe_b64decode(token))
+
+
+# Deeper than any JSON decoder recurses.
+NESTED_TOKEN = base64.urlsafe_b64encode(b"[" * 100_000).decode()
+SECONDS_MAX, SECONDS_MIN = 253402300799, -62135596800  # 9999-12-31T23:59:59Z, 0001-01-01
+ENDPOINT = str(uuid.uuid4())
+
+
+def _stamp(seconds: int = 0, nanos: int = 0) -> Timestamp:
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+BAD_FIELDS: list[tuple[str, Any, str]] = [
+    ("ListMessages", pb.ListMessagesRequest(create_time_start=_stamp(SECONDS_MAX + 1)),
+     "create_time_start"),
+    ("ListMessages", pb.ListMessagesRequest(create_time_end=_stamp(SECONDS_MIN - 1)),
+     "create_time_end"),
+    ("ListMessages", pb.ListMessagesRequest(create_time_start=_stamp(2**63 - 1)),
+     "create_time_start"),
+    ("ListMessages", pb.ListMessagesRequest(create_time_end=_stamp(-2**63)), "create_time_end"),
+    ("ListMessages", pb.ListMessagesRequest(create_time_start=_stamp(0, 10**9)),
+     "create_time_start"),
+    ("ListMessages", pb.ListMessagesRequest(create_time_end=_stamp(0, -1)), "create_time_end"),
+    ("ListMessages", pb.ListMessagesRequest(create_time_end=_stamp(SECONDS_MAX, 2**31 - 1)),
+     "create_time_end"),
+    ("ListMessages", pb.ListMessagesRequest(statuses=[0]), "statuses[0]"),
+    ("ListMessages", pb.ListMessagesRequest(statuses=[1, -1]), "statuses[1]"),
+    ("ListMessages", pb.ListMessagesRequest(statuses=[2**31 - 1]), "statuses[0]"),
+    ("ListMessages", pb.ListMessagesRequest(page_size=-2**31), "page_size"),
+    ("ListMessages", pb.ListMessagesRequest(page_token=NESTED_TOKEN), "page_token"),
+    ("ListMessages", pb.ListMessagesRequest(page_token=_token([1, 2])), "page_token"),
+    ("ListMessages", pb.ListMessagesRequest(to="+1650\x00"), "to"),
+    ("SendMessage", request(traffic_class=99), "traffic_class"),
+    ("SendMessage", request(traffic_class=-1), "traffic_class"),
+    ("BatchSendMessages", pb.BatchSendMessagesRequest(), "requests"),
+    ("GetMessage", pb.GetMessageRequest(id="0x" + "1" * 30), "id"),
+    ("GetMessage", pb.GetMessageRequest(id="\u0661" * 32), "id"),
+    ("CancelMessage", pb.CancelMessageRequest(id=" " + "1" * 31), "id"),
+    ("CreateWebhookEndpoint", pb.CreateWebhookEndpointRequest(url="https://example.com/\x00"),
+     "url"),
+    ("CreateWebhookEndpoint", pb.CreateWebhookEndpointRequest(url="https://example.com:x/"),
+     "url"),
+    ("CreateWebhookEndpoint", pb.CreateWebhookEndpointRequest(url="https://example.com/",
+                                                              statuses=[99]), "statuses[0]"),
+    ("CreateWebhookEndpoint", pb.CreateWebhookEndpointRequest(url="https://example.com/",
+                                                              statuses=[1, 0]), "statuses[1]"),
+    ("DeleteWebhookEndpoint", pb.DeleteWebhookEndpointRequest(id="nope"), "id"),
+    ("ListWebhookDeliveries", pb.ListWebhookDeliveriesRequest(endpoint_id=""), "endpoint_id"),
+    ("ListWebhookDeliveries", pb.ListWebhookDeliveriesRequest(endpoint_id=ENDPOINT,
+                                                              page_size=-1), "page_size"),
+    ("WatchMessageStatus", pb.WatchMessageStatusRequest(
+        message_ids=[str(uuid.uuid4()) for _ in range(1001)]), "message_ids"),
+    ("WatchMessageStatus", pb.WatchMessageStatusRequest(after_cursor="c1.1.1 "), "after_cursor"),
+]
+
+
+async def _answer(call: Any) -> tuple[grpc.StatusCode, list[str]]:
+    """The status a call ended with and the fields its BadRequest names."""
+    try:
+        if hasattr(call, "__aiter__"):
+            _ = [x async for x in call]
+        else:
+            await call
+    except grpc.aio.AioRpcError as error:
+        if error.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            return error.code(), [error.details() or ""]
+        return error.code(), violated_fields(details(error))
+    return grpc.StatusCode.OK, []
+
+
+async def test_every_field_of_every_rpc_refuses_bad_values_by_name_never_internal(
+        start_server, database_url):
+    server = await start_server(relay_enabled=False)
+    async with client_for(server.address, await new_tenant_key(database_url)) as c:
+        for _ in range(2):
+            await c.stub.SendMessage(request(), metadata=c.auth)
+        page = await c.stub.ListMessages(pb.ListMessagesRequest(page_size=1), metadata=c.auth)
+        issued = _untoken(page.next_page_token)  # a real token, tampered with as a client could
+        cases = [*BAD_FIELDS, *(
+            ("ListMessages", pb.ListMessagesRequest(page_size=1, page_token=_token(tampered)),
+             "page_token")
+            for tampered in ({**issued, "i": 5}, {**issued, "i": [1]}, {**issued, "t": 5},
+                             {**issued, "t": "2024-01-01T00:00:00"}, [issued]))]
+        answers = [(rpc, field, await _answer(getattr(c.stub, rpc)(payload, metadata=c.auth)))
+                   for rpc, payload, field in cases]
+        huge_page = await c.stub.ListMessages(pb.ListMessagesRequest(page_size=2**31 - 1),
+                                              metadata=c.auth)
+        stored = await c.stub.ListMessages(pb.ListMessagesRequest(), metadata=c.auth)
+    wrong = [(rpc, field, answer) for rpc, field, answer in answers
+             if answer != (grpc.StatusCode.INVALID_ARGUMENT, [field])]
+    assert wrong == []
+    assert len(huge_page.messages) == 2  # a huge page size is capped, not refused
+    assert len(stored.messages) == 2
+
+
+ADMIN_BAD_FIELDS: list[tuple[str, Any, str]] = [
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        filter=admin.DeadLetterFilter(tenant_id="x")), "filter.tenant_id"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        filter=admin.DeadLetterFilter(tenant_id="0x" + "1" * 30)), "filter.tenant_id"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        filter=admin.DeadLetterFilter(provider="smsc\x00")), "filter.provider"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        filter=admin.DeadLetterFilter(error_code="\x00")), "filter.error_code"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(page_size=-1), "page_size"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(page_size=-2**31), "page_size"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(page_token="garbage"), "page_token"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(page_token=NESTED_TOKEN), "page_token"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        page_token=_token(["2024-01-01T00:00:00+00:00", 5])), "page_token"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        page_token=_token(["2024-01-01T00:00:00", str(uuid.uuid4())])), "page_token"),
+    ("ListDeadLetters", admin.ListDeadLettersRequest(
+        page_token=_token({"a": 1, "b": 2})), "page_token"),
+    ("ReplayDeadLetters", admin.ReplayDeadLettersRequest(message_ids=["x"]), "message_ids[0]"),
+    ("ReplayDeadLetters", admin.ReplayDeadLettersRequest(
+        message_ids=[str(uuid.uuid4()), "\u0661" * 32]), "message_ids[1]"),
+    ("ReplayDeadLetters", admin.ReplayDeadLettersRequest(
+        message_ids=[str(uuid.uuid4()) for _ in range(1001)]), "message_ids"),
+    ("ReplayDeadLetters", admin.ReplayDeadLettersRequest(
+        filter=admin.DeadLetterFilter(tenant_id="x")), "filter.tenant_id"),
+    ("ReplayDeadLetters", admin.ReplayDeadLettersRequest(
+        filter=admin.DeadLetterFilter(provider="\x00")), "filter.provider"),
+]
+
+
+async def test_admin_rpcs_refuse_bad_values_by_name_never_internal(start_server, database_url):
+    server = await start_server(relay_enabled=False)
+    admin_key = await new_tenant_key(database_url, "ops", scopes=("admin",))
+    auth = (("authorization", f"Bearer {admin_key}"),)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        stub = admin_pb2_grpc.SmsAdminServiceStub(channel)
+        answers = [(rpc, field, await _answer(getattr(stub, rpc)(payload, metadata=auth)))
+                   for rpc, payload, field in ADMIN_BAD_FIELDS]
+        huge_page = await stub.ListDeadLetters(admin.ListDeadLettersRequest(
+            page_size=2**31 - 1), metadata=auth)
+        raw = channel.unary_unary("/ghasi.sms.v1.SmsAdminService/ListDeadLetters")
+        undecodable = await _answer(raw(b"\x0a\x03\x0a\x01\xff", metadata=auth))
+    wrong = [(rpc, field, answer) for rpc, field, answer in answers
+             if answer != (grpc.StatusCode.INVALID_ARGUMENT, [field])]
+    assert wrong == []
+    assert list(huge_page.dead_letters) == []
+    assert undecodable == (grpc.StatusCode.INVALID_ARGUMENT, ["request"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import json
 import uuid
@@ -11,10 +10,10 @@ from typing import Any
 
 import grpc
 
-from smsgw.api import convert
+from smsgw.api import convert, requests
 from smsgw.api.auth import Authenticator
-from smsgw.api.servicer import unary
-from smsgw.domain.errors import FieldViolation, ValidationFailed
+from smsgw.api.boundary import unary
+from smsgw.domain.errors import ValidationFailed
 from smsgw.domain.records import DeadLetter, DeadLetterFilter
 from smsgw.ports import DeadLetterStore
 from smsgw.proto import admin_pb2 as pb
@@ -34,9 +33,7 @@ class AdminServicer(admin_pb2_grpc.SmsAdminServiceServicer):
                               context: Context) -> pb.ListDeadLettersResponse:
         await self._auth.tenant(context, scope="admin")
         where = _filter(request.filter)
-        if request.page_size < 0:
-            raise ValidationFailed.single("page_size", "must not be negative")
-        size = min(request.page_size or DEFAULT_PAGE, MAX_PAGE)
+        size = requests.page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)
         after = _page_token(request.page_token) if request.page_token else None
         found = await self._dead_letters.find(where, size + 1, after)
         response = pb.ListDeadLettersResponse(
@@ -66,23 +63,20 @@ class AdminServicer(admin_pb2_grpc.SmsAdminServiceServicer):
 
 def _filter(where: pb.DeadLetterFilter) -> DeadLetterFilter:
     tenant = _uuid(where.tenant_id, "filter.tenant_id") if where.tenant_id else None
-    return DeadLetterFilter(tenant, where.provider, where.error_code, where.pending_only)
+    return DeadLetterFilter(tenant, requests.plain_text(where.provider, "filter.provider"),
+                            requests.plain_text(where.error_code, "filter.error_code"),
+                            where.pending_only)
 
 
 def _uuid(text: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ValidationFailed([FieldViolation(field, "is not a UUID")]) from None
+    return requests.uuid_value(text, field, "is not a UUID")
 
 
 def _page_token(token: str) -> tuple[dt.datetime, uuid.UUID]:
-    try:
-        when, last = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return dt.datetime.fromisoformat(when), uuid.UUID(last)
-    except (ValueError, TypeError, binascii.Error, UnicodeError):
-        raise ValidationFailed.single("page_token", "is not a page token this server issued") \
-            from None
+    data = requests.token_data(token)
+    if not isinstance(data, list) or len(data) != 2:
+        raise ValidationFailed.single("page_token", requests.FOREIGN_PAGE)
+    return requests.page_position(data[0], data[1])
 
 
 def _dead_letter(d: DeadLetter) -> pb.DeadLetter:

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from smsgw.domain.errors import ValidationFailed
 from smsgw.domain.model import Message, StatusEvent
 from smsgw.domain.records import Delivery, Endpoint
 from smsgw.domain.validation import SendRequest
@@ -41,8 +42,24 @@ def timestamp(value: dt.datetime | None) -> Timestamp | None:
     return Timestamp(seconds=whole, nanos=value.microsecond * 1000)
 
 
-def to_datetime(value: Timestamp) -> dt.datetime:
-    return dt.datetime.fromtimestamp(value.seconds + value.nanos / 1e9, dt.UTC)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_LATEST = (dt.datetime.max.replace(tzinfo=dt.UTC) - _EPOCH) // _MICROSECOND
+# google.protobuf.Timestamp's range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z, is datetime's.
+SECONDS_MIN, SECONDS_MAX = -62_135_596_800, 253_402_300_799
+
+
+def to_datetime(value: Timestamp, field: str) -> dt.datetime:
+    """A request's timestamp; one a Timestamp may not hold is refused, naming the field."""
+    if not SECONDS_MIN <= value.seconds <= SECONDS_MAX:
+        raise ValidationFailed.single(
+            field, "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z")
+    if not 0 <= value.nanos <= 999_999_999:
+        raise ValidationFailed.single(field, "nanos must be from 0 to 999999999")
+    # Rounded up to the microsecond the database keeps: "at or after" and "before" a
+    # nanosecond then select the same rows as with that microsecond.
+    micros = value.seconds * 1_000_000 - (-value.nanos // 1000)
+    return _EPOCH + min(micros, _LATEST) * _MICROSECOND
 
 
 def message(m: Message) -> pb.Message:

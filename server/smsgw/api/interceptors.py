@@ -3,7 +3,7 @@
 grpc-python answers a request it cannot decode (invalid UTF-8 in a string
 field, a truncated frame) with INTERNAL, which would blame us for the
 client's bytes. ``TolerantDecoding`` decodes instead into a ``Malformed``
-marker that the servicer turns into INVALID_ARGUMENT.
+marker that the error boundary (api/boundary.py) turns into INVALID_ARGUMENT.
 """
 
 from __future__ import annotations

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
-import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
 from smsgw import metrics
 from smsgw.api import convert, requests
 from smsgw.api.auth import Authenticator
-from smsgw.api.errors import grpc_code, rpc_status, trailing_metadata
-from smsgw.api.interceptors import Malformed
+from smsgw.api.boundary import bidi_stream, server_stream, unary
+from smsgw.api.errors import rpc_status
 from smsgw.domain import errors
 from smsgw.domain.model import Message, PageRequest, Submission, SubmitOutcome
 from smsgw.domain.status import MessageStatus
@@ -29,37 +26,9 @@ from smsgw.services.submitter import Submitter
 from smsgw.services.watch import End, Heartbeat, Watcher
 from smsgw.services.webhooks import new_secret
 
-log = logging.getLogger(__name__)
-
 Context = grpc.aio.ServicerContext[Any, Any]
-R = TypeVar("R")
-MAX_BATCH = 1000
-
-
-async def _abort(context: Context, exc: Exception) -> None:
-    if not isinstance(exc, errors.SmsError):
-        log.exception("unexpected error in RPC", exc_info=exc)
-        exc = errors.SmsError("internal error")
-    status = rpc_status(exc)
-    await context.abort(grpc_code(exc), status.message, trailing_metadata(status))
-
-
-def unary(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    """Translates every error of a unary handler at the edge, once."""
-
-    @functools.wraps(handler)
-    async def wrapper(self: Any, request: Any, context: Context) -> R:
-        try:
-            if isinstance(request, Malformed):
-                raise request.error()
-            return await handler(self, request, context)
-        except (errors.SmsError, Exception) as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            await _abort(context, exc)
-            raise AssertionError("unreachable") from exc  # abort raises
-
-    return wrapper
+Results = asyncio.Future[list[pb.SendMessageResult]]
+MAX_BATCH = 1000  # items per BatchSendMessagesRequest and per SendMessagesRequest chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,45 +74,53 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         results = await self._submit_chunk(tenant.id, 0, request.requests)
         return pb.BatchSendMessagesResponse(results=results)
 
+    @bidi_stream
     async def SendMessages(self, request_iterator: AsyncIterator[pb.SendMessagesRequest],
-                           context: Context) -> AsyncIterator[pb.SendMessagesResponse]:
-        try:
-            tenant = await self._auth.tenant(context)
-        except errors.SmsError as exc:
-            await _abort(context, exc)
-            return
+                           context: Context) -> AsyncGenerator[pb.SendMessagesResponse, None]:
+        tenant = await self._auth.tenant(context)
         # Bounded: when it is full the reader stops reading, and gRPC flow
         # control pushes back on the client instead of us buffering its backlog.
-        chunks: asyncio.Queue[asyncio.Task[list[pb.SendMessageResult]] | None] = asyncio.Queue(
+        chunks: asyncio.Queue[Results | None] = asyncio.Queue(
             maxsize=self._config.chunks_in_flight)
         reader = asyncio.create_task(self._read_chunks(tenant.id, request_iterator, chunks))
         try:
             while (chunk := await chunks.get()) is not None:
                 yield pb.SendMessagesResponse(results=await chunk)
-        except Exception as exc:  # the stream ends with a status, never hangs or leaks
-            await _abort(context, exc)
         finally:
             reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            await asyncio.wait([reader])  # unlike `await reader`, keeps our own cancellation
+            while not chunks.empty():
+                _abandon(chunks.get_nowait())
 
-    async def _read_chunks(
-        self, tenant: uuid.UUID, incoming: AsyncIterator[pb.SendMessagesRequest],
-        chunks: asyncio.Queue[asyncio.Task[list[pb.SendMessageResult]] | None],
-    ) -> None:
+    async def _read_chunks(self, tenant: uuid.UUID,
+                           incoming: AsyncIterator[pb.SendMessagesRequest],
+                           chunks: asyncio.Queue[Results | None]) -> None:
+        """Queues every chunk's results in order, then None. A failure to read is queued
+        too, so the stream answers the chunks before it and then ends with its status."""
         index = 0
         try:
             async for request in incoming:
-                if isinstance(request, Malformed):
-                    await chunks.put(asyncio.create_task(_raise(request.error())))
-                    return
-                for start in range(0, len(request.items), self._config.batch_max):
-                    items = request.items[start:start + self._config.batch_max]
-                    await chunks.put(asyncio.create_task(
-                        self._submit_chunk(tenant, index, items)))
-                    index += len(items)
-        finally:
-            await chunks.put(None)
+                await self._queue_chunk(tenant, index, request.items, chunks)
+                index += len(request.items)
+        except Exception as exc:
+            await chunks.put(_failed(exc))
+        # Not in a `finally`: a cancelled reader must not wait on a queue nobody reads.
+        await chunks.put(None)
+
+    async def _queue_chunk(self, tenant: uuid.UUID, first_index: int,
+                           items: Sequence[pb.SendMessageRequest],
+                           chunks: asyncio.Queue[Results | None]) -> None:
+        if len(items) > MAX_BATCH:
+            await chunks.put(_settled(_refused(first_index, items)))
+            return
+        for start in range(0, len(items), self._config.batch_max):
+            part = items[start:start + self._config.batch_max]
+            chunk = asyncio.create_task(self._submit_chunk(tenant, first_index + start, part))
+            try:
+                await chunks.put(chunk)
+            except asyncio.CancelledError:  # the stream ended while the queue was full
+                _abandon(chunk)
+                raise
 
     async def _submit_chunk(self, tenant: uuid.UUID, first_index: int,
                             items: Sequence[pb.SendMessageRequest]) -> list[pb.SendMessageResult]:
@@ -183,9 +160,9 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         tenant = await self._auth.tenant(context)
         where = requests.message_filter(
             request.statuses, request.to,
-            convert.to_datetime(request.create_time_start)
+            convert.to_datetime(request.create_time_start, "create_time_start")
             if request.HasField("create_time_start") else None,
-            convert.to_datetime(request.create_time_end)
+            convert.to_datetime(request.create_time_end, "create_time_end")
             if request.HasField("create_time_end") else None,
             self._config.limits.default_region)
         page = requests.page(request.page_size, request.page_token, where)
@@ -236,7 +213,8 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
     async def DeleteWebhookEndpoint(self, request: pb.DeleteWebhookEndpointRequest,
                                     context: Context) -> pb.WebhookEndpoint:
         tenant = await self._auth.tenant(context)
-        deleted = await self._webhooks.delete(tenant.id, requests.message_id(request.id))
+        deleted = await self._webhooks.delete(tenant.id, requests.uuid_value(
+            request.id, "id", "must be a webhook endpoint id (a UUID)"))
         if deleted is None:
             raise errors.NotFound(f"webhook endpoint {request.id} not found")
         return convert.webhook_endpoint(deleted)
@@ -245,38 +223,62 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
     async def ListWebhookDeliveries(self, request: pb.ListWebhookDeliveriesRequest,
                                     context: Context) -> pb.ListWebhookDeliveriesResponse:
         tenant = await self._auth.tenant(context)
-        endpoint = requests.message_id(request.endpoint_id, "endpoint_id")
-        if request.page_size < 0:
-            raise errors.ValidationFailed.single("page_size", "must not be negative")
+        endpoint = requests.uuid_value(request.endpoint_id, "endpoint_id",
+                                       "must be a webhook endpoint id (a UUID)")
         found = await self._webhooks.deliveries(tenant.id, endpoint,
-                                                min(request.page_size or 50, 500))
+                                                requests.page_size(request.page_size, 50, 500))
         return pb.ListWebhookDeliveriesResponse(
             deliveries=[convert.webhook_delivery(d) for d in found])
 
-    async def WatchMessageStatus(self, request: pb.WatchMessageStatusRequest,
-                                 context: Context) -> AsyncIterator[pb.WatchMessageStatusResponse]:
-        try:
-            if isinstance(request, Malformed):
-                raise request.error()
-            tenant = await self._auth.tenant(context)
-            ids = requests.message_ids(request.message_ids)
-            after = requests.cursor(request.after_cursor)
-            items = await self._watcher.watch(tenant.id, ids, after)
-        except Exception as exc:
-            await _abort(context, exc)
-            return
+    @server_stream
+    async def WatchMessageStatus(
+        self, request: pb.WatchMessageStatusRequest, context: Context,
+    ) -> AsyncGenerator[pb.WatchMessageStatusResponse, None]:
+        tenant = await self._auth.tenant(context)
+        ids = requests.message_ids(request.message_ids)
+        after = requests.cursor(request.after_cursor)
+        items = await self._watcher.watch(tenant.id, ids, after)
         metrics.WATCH_STREAMS.inc()
         try:
             async for item in items:
                 yield _watch_response(item)
-        except Exception as exc:
-            await _abort(context, exc)
         finally:
             metrics.WATCH_STREAMS.dec()
 
 
-async def _raise(error: errors.SmsError) -> list[pb.SendMessageResult]:
-    raise error
+def _settled(results: list[pb.SendMessageResult]) -> Results:
+    future: Results = asyncio.get_running_loop().create_future()
+    future.set_result(results)
+    return future
+
+
+def _failed(error: Exception) -> Results:
+    future: Results = asyncio.get_running_loop().create_future()
+    future.set_exception(error)
+    return future
+
+
+def _refused(first_index: int,
+             items: Sequence[pb.SendMessageRequest]) -> list[pb.SendMessageResult]:
+    """A chunk over the limit: every item gets the same error result and none is stored."""
+    metrics.SUBMITTED.labels("rejected").inc(len(items))
+    error = rpc_status(errors.ValidationFailed.single(
+        "items", f"at most {MAX_BATCH} items per request"))
+    return [pb.SendMessageResult(index=first_index + offset,
+                                 client_reference=item.client_reference, error=error)
+            for offset, item in enumerate(items)]
+
+
+def _abandon(chunk: Results | None) -> None:
+    """A chunk a stream that ended will not answer: its work stops, its error is seen."""
+    if chunk is not None:
+        chunk.add_done_callback(_seen)
+        chunk.cancel()
+
+
+def _seen(chunk: Results) -> None:
+    if not chunk.cancelled():
+        chunk.exception()
 
 
 def _watch_response(item: object) -> pb.WatchMessageStatusResponse:

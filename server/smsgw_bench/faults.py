@@ -49,8 +49,7 @@ def _summary(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    bad_errors = sum(n for run in runs for code, n in run["load"]["errors"].items()
-                     if "UNAVAILABLE" not in code)
+    bad_errors = sum(run["load"]["errors_other_than_unavailable"] for run in runs)
     return {"runs": len(runs), "accepted": sum(r["accepted"] for r in runs),
             "missing": sum(r["missing"] for r in runs),
             "stuck": sum(r["not_final"] for r in runs),

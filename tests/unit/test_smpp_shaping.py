@@ -11,12 +11,14 @@ from smsgw.adapters.providers.smpp.codec import (
     Concatenation,
     IdFormat,
     canonical_id,
+    delivery_receipt,
     gsm7_bytes,
     parse_receipt,
     submit_parts,
 )
 from smsgw.domain.encoding import Encoding
 from smsgw.domain.status import MessageStatus
+from smsgw.ports import DeliveryReceipt
 
 
 def test_a_short_message_is_one_part_without_a_header() -> None:
@@ -80,6 +82,25 @@ def test_intermediate_states_and_mobile_originated_messages_settle_nothing() -> 
     enroute = parse_receipt(b"id:1 stat:ENROUTE err:000", {})
     assert enroute is not None and enroute.status is None
     assert parse_receipt(b"hello there", {}) is None
+
+
+@pytest.mark.parametrize(("text", "tlvs", "expected"), [
+    (b"id:1A stat:DELIVRD err:000", {}, DeliveryReceipt("smsc", "26", MessageStatus.DELIVERED)),
+    (b"", {0x001E: b"1a\x00", 0x0427: bytes([2])},
+     DeliveryReceipt("smsc", "26", MessageStatus.DELIVERED)),
+    (b"id:1A stat:UNDELIV err:034", {},
+     DeliveryReceipt("smsc", "26", MessageStatus.UNDELIVERED, "SMPP_UNDELIV", "err:034")),
+    (b"id:1A stat:EXPIRED", {},
+     DeliveryReceipt("smsc", "26", MessageStatus.UNDELIVERED, "SMPP_EXPIRED", "")),
+    (b"id:1A stat:REJECTD err:0x0B", {0x0427: bytes([8])},
+     DeliveryReceipt("smsc", "26", MessageStatus.UNDELIVERED, "SMPP_REJECTD", "err:0x0B")),
+    (b"id:1A stat:ENROUTE err:000", {}, None),
+])
+def test_a_receipt_settles_by_its_typed_state(text: bytes, tlvs: dict[int, bytes],
+                                              expected: DeliveryReceipt | None) -> None:
+    parsed = parse_receipt(text, tlvs)
+    assert parsed is not None
+    assert delivery_receipt(parsed, "smsc", IdFormat.HEX) == expected
 
 
 @pytest.mark.parametrize(("raw", "fmt", "expected"), [

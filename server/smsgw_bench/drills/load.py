@@ -31,9 +31,15 @@ class LoadTally:
     retries_without_hint: int = 0  # UNAVAILABLE without google.rpc.RetryInfo
     gave_up: int = 0  # requests still failing when the load's retry budget ran out
     hung_streams: int = 0  # bulk streams that gave no answer within their deadline
+    not_unavailable: int = 0  # errors a store outage does not explain
+
+    def error(self, code: grpc.StatusCode, label: str = "") -> None:
+        self.errors[f"{label}{code.name}"] += 1
+        self.not_unavailable += code is not grpc.StatusCode.UNAVAILABLE
 
     def summary(self) -> dict[str, object]:
         return {"accepted": len(self.accepted), "errors": dict(self.errors),
+                "errors_other_than_unavailable": self.not_unavailable,
                 "unavailable_without_retry_info": self.retries_without_hint,
                 "gave_up": self.gave_up, "hung_streams": self.hung_streams}
 
@@ -122,7 +128,7 @@ class Load:
     def _failed(self, exc: grpc.aio.AioRpcError) -> float | None:
         """Counts the error; returns how long to wait before retrying, None: don't."""
         code = exc.code()
-        self.tally.errors[code.name] += 1
+        self.tally.error(code)
         if code not in _RETRYABLE:
             return None
         hint = retry_delay(exc)
@@ -180,7 +186,7 @@ class Load:
                     self.tally.accepted.add(result.message.id)
                     continue
                 code = _CODES.get(result.error.code, grpc.StatusCode.UNKNOWN)
-                self.tally.errors[f"item {code.name}"] += 1
+                self.tally.error(code, "item ")
                 if code in _RETRYABLE:
                     retry.append(items[result.index - start])
         if sent.unanswered:

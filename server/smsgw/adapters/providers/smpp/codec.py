@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from smsgw.domain.encoding import Encoding, chunks
 from smsgw.domain.status import MessageStatus
+from smsgw.ports import DeliveryReceipt
 
 # GSM 03.38 basic table, in code order (0x00 to 0x7F); 0x1B is the escape.
 _GSM_BASIC = ("@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -168,3 +169,15 @@ def parse_receipt(short_message: bytes, tlvs: dict[int, bytes]) -> ParsedReceipt
         return None
     error = text["err"].decode("ascii", "replace") if text and text["err"] else ""
     return ParsedReceipt(message_id, state, error, _FINAL.get(state))
+
+
+def delivery_receipt(parsed: ParsedReceipt, provider: str,
+                     id_format: IdFormat) -> DeliveryReceipt | None:
+    """The final outcome a receipt reports, or None while the message is still on its way."""
+    if parsed.status is None:
+        return None
+    failed = parsed.status is not MessageStatus.DELIVERED
+    return DeliveryReceipt(
+        provider=provider, provider_message_id=canonical_id(parsed.message_id, id_format),
+        status=parsed.status, error_code=f"SMPP_{parsed.state}" if failed else "",
+        error_description=f"err:{parsed.error}" if failed and parsed.error else "")

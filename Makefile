@@ -49,6 +49,11 @@ buf-breaking: $(STAMP)
 		$(BIN)/buf breaking --against '.git#ref=HEAD~1'; \
 	else echo "buf breaking: no previous contract to compare with"; fi
 
+## migrations-manifest: record new migrations' checksums in migrations/manifest.sha256
+.PHONY: migrations-manifest
+migrations-manifest: $(STAMP)
+	$(BIN)/python scripts/migrations_manifest.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check server clients/python scripts tests
 

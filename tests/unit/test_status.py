@@ -9,6 +9,7 @@ import pytest
 from smsgw.domain.errors import InvalidTransition, SmsError
 from smsgw.domain.status import (
     FINAL,
+    INITIAL,
     TRANSITIONS,
     MessageStatus,
     can_transition,
@@ -98,6 +99,17 @@ def test_every_state_but_queued_is_reachable_from_queued() -> None:
     reachable = {new for _, new in ALLOWED}
     assert reachable == set(MessageStatus)
     assert S.QUEUED in sources_of(S.SENDING)
+
+
+def test_messages_start_queued() -> None:
+    assert INITIAL == S.QUEUED
+
+
+def test_sources_of_reads_the_machine_it_is_given() -> None:
+    other = {**TRANSITIONS, S.SENT: frozenset({S.DELIVERED, S.CANCELED})}
+    assert sources_of(S.CANCELED, other) == frozenset({S.QUEUED, S.SENT})
+    assert sources_of(S.EXPIRED, other) == frozenset({S.QUEUED, S.SENDING})
+    assert sources_of(S.CANCELED) == frozenset({S.QUEUED})
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,13 @@
-"""The message state machine: every allowed transition is declared here."""
+"""The message state machine: every allowed transition is declared here.
+
+This declaration is what runs: the SQL guards are rendered from it when the
+queries load (``adapters/postgres/queries.py``), not written out beside it.
+"""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 from smsgw.domain.errors import InvalidTransition
 
@@ -22,6 +27,11 @@ class MessageStatus(enum.IntEnum):
 
 
 _S = MessageStatus
+
+Transitions = Mapping[MessageStatus, frozenset[MessageStatus]]
+
+# Every message is accepted in this state.
+INITIAL: MessageStatus = _S.QUEUED
 
 TRANSITIONS: dict[MessageStatus, frozenset[MessageStatus]] = {
     _S.QUEUED: frozenset({_S.SENDING, _S.CANCELED, _S.EXPIRED, _S.FAILED}),
@@ -49,6 +59,7 @@ def check_transition(current: MessageStatus, new: MessageStatus) -> None:
         raise InvalidTransition(f"a {current.name} message cannot become {new.name}")
 
 
-def sources_of(new: MessageStatus) -> frozenset[MessageStatus]:
+def sources_of(new: MessageStatus, transitions: Transitions = TRANSITIONS
+               ) -> frozenset[MessageStatus]:
     """States a message may be in for ``new`` to be allowed; used in SQL guards."""
-    return frozenset(s for s, nxt in TRANSITIONS.items() if new in nxt)
+    return frozenset(s for s, nxt in transitions.items() if new in nxt)

@@ -1,16 +1,31 @@
 """Named SQL queries, kept in .sql files beside this module and loaded once.
 
 A file holds several queries, each introduced by a ``-- name: <name>`` line.
+
+Status numbers and transition guards are not written out in the SQL: they
+are placeholders, filled from the state machine in ``smsgw.domain.status``
+as a file loads, so the guards that run are the transitions declared there.
+
+- ``{{status:SENT}}``: the status's number, ``3``;
+- ``{{can_move_to:SENT}}``: the statuses that may become SENT, ``(2)``;
+- ``{{can_move_from:SENT}}``: what a SENT message may become, ``(4, 5, 8)``.
+
+An empty set renders as ``(NULL)``, which no status is ``IN``. The text is
+rendered once per process, so each statement is still prepared once.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
-_QUERY_DIR = Path(__file__).parent / "queries"
+from smsgw.domain.status import TRANSITIONS, MessageStatus, Transitions, sources_of
+
+QUERY_DIR = Path(__file__).parent / "queries"
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+PLACEHOLDER = re.compile(r"\{\{(\w+):(\w+)\}\}")
 
 
 def parse(text: str) -> dict[str, str]:
@@ -18,6 +33,37 @@ def parse(text: str) -> dict[str, str]:
     return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+def render(text: str, transitions: Transitions = TRANSITIONS) -> str:
+    """Fills the placeholders from ``transitions``; an unknown one is an error."""
+
+    def fill(match: re.Match[str]) -> str:
+        kind, name = match[1], match[2]
+        if name not in MessageStatus.__members__:
+            raise ValueError(f"{match[0]}: no status is called {name}")
+        status = MessageStatus[name]
+        if kind == "status":
+            return str(int(status))
+        if kind == "can_move_to":
+            return _sql_set(sources_of(status, transitions))
+        if kind == "can_move_from":
+            return _sql_set(transitions[status])
+        raise ValueError(f"{match[0]}: unknown placeholder {kind}")
+
+    rendered = PLACEHOLDER.sub(fill, text)
+    if "{{" in rendered or "}}" in rendered:
+        raise ValueError("a {{...}} in the SQL is not a placeholder of the form {{kind:STATUS}}")
+    return rendered
+
+
+def _sql_set(statuses: Iterable[MessageStatus]) -> str:
+    return "(" + (", ".join(str(int(s)) for s in sorted(statuses)) or "NULL") + ")"
+
+
+def build(aggregate: str, transitions: Transitions = TRANSITIONS) -> dict[str, str]:
+    """The named queries of one file, rendered from ``transitions``."""
+    return parse(render((QUERY_DIR / f"{aggregate}.sql").read_text(), transitions))
+
+
 @functools.cache
 def load(aggregate: str) -> dict[str, str]:
-    return parse((_QUERY_DIR / f"{aggregate}.sql").read_text())
+    return build(aggregate)

@@ -28,7 +28,7 @@ WITH inserted AS (
                           encoding, segments, status, client_reference, metadata,
                           traffic_class, created_at, updated_at)
     SELECT t.new_id, m.tenant_id, 'dead-letter-replay:' || m.id, m.fingerprint, m.to_number,
-           m.body, m.sender, m.encoding, m.segments, 1, m.client_reference,
+           m.body, m.sender, m.encoding, m.segments, {{status:QUEUED}}, m.client_reference,
            m.metadata || jsonb_build_object('replay_of', m.id::text), m.traffic_class,
            now(), now()
     FROM unnest($1::uuid[], $2::uuid[]) AS t(original_id, new_id)
@@ -39,13 +39,12 @@ WITH inserted AS (
     INSERT INTO outbox (message_id, due_at) SELECT id, now() FROM inserted
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, client_reference)
-    SELECT id, tenant_id, 1, client_reference FROM inserted
+    SELECT id, tenant_id, {{status:QUEUED}}, client_reference FROM inserted
 ), marked AS (
     UPDATE dead_letters d SET replay_message_id = t.new_id, replayed_at = now()
     FROM unnest($1::uuid[], $2::uuid[]) AS t(original_id, new_id)
     WHERE d.message_id = t.original_id AND t.new_id IN (SELECT id FROM inserted)
 ), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_outbox', ''), pg_notify('smsgw_events', '')
-    WHERE EXISTS (SELECT 1 FROM inserted)
+    SELECT pg_notify('smsgw_outbox', '') WHERE EXISTS (SELECT 1 FROM inserted)
 )
 SELECT id FROM inserted LEFT JOIN notified ON true;

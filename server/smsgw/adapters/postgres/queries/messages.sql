@@ -1,7 +1,8 @@
 -- name: insert_messages
 -- One statement (so one implicit transaction and one round trip) writes the
--- messages, their outbox rows and first events, and wakes relays and watchers. Keys already taken are skipped; the caller looks
--- them up to tell a replay from a reused key.
+-- messages, their outbox rows and first events, and wakes the relays (the
+-- event log wakes watchers itself). Keys already taken are skipped; the
+-- caller looks them up to tell a replay from a reused key.
 WITH input AS (
     SELECT *
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
@@ -13,7 +14,8 @@ WITH input AS (
                           encoding, segments, status, client_reference, metadata,
                           traffic_class, created_at, updated_at)
     SELECT id, $1, idempotency_key, fingerprint, to_number, body, sender,
-           encoding, segments, 1, client_reference, metadata::jsonb, traffic_class, now(), now()
+           encoding, segments, {{status:QUEUED}}, client_reference, metadata::jsonb, traffic_class,
+           now(), now()
     FROM input
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
     RETURNING id, client_reference, created_at
@@ -22,10 +24,9 @@ WITH input AS (
     SELECT id, now() FROM inserted
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, client_reference)
-    SELECT id, $1, 1, client_reference FROM inserted
+    SELECT id, $1, {{status:QUEUED}}, client_reference FROM inserted
 ), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_outbox', ''), pg_notify('smsgw_events', '')
-    WHERE EXISTS (SELECT 1 FROM inserted)
+    SELECT pg_notify('smsgw_outbox', '') WHERE EXISTS (SELECT 1 FROM inserted)
 )
 SELECT id, created_at FROM inserted LEFT JOIN notified ON true;
 
@@ -50,27 +51,27 @@ ORDER BY created_at DESC, id DESC
 LIMIT $8;
 
 -- name: cancel_message
--- Only a QUEUED message whose outbox row no relay holds may be canceled; a
--- relay claims under the same row lock, so the two never both win.
+-- Only a message that may become CANCELED (a QUEUED one) and whose outbox
+-- row no relay holds is canceled; a relay claims under the same row lock, so
+-- the two never both win.
 WITH locked AS (
-    SELECT o.message_id
+    SELECT o.message_id, m.status AS previous_status
     FROM outbox o JOIN messages m ON m.id = o.message_id
-    WHERE o.message_id = $2 AND m.tenant_id = $1 AND m.status = 1
+    WHERE o.message_id = $2 AND m.tenant_id = $1 AND m.status IN {{can_move_to:CANCELED}}
     FOR UPDATE OF o SKIP LOCKED
 ), dequeued AS (
     DELETE FROM outbox o USING locked l WHERE o.message_id = l.message_id
-    RETURNING o.message_id
+    RETURNING o.message_id, l.previous_status
 ), canceled AS (
-    UPDATE messages m SET status = 7, updated_at = now(),
+    UPDATE messages m SET status = {{status:CANCELED}}, updated_at = now(),
                           error_code = 'CANCELED', error_description = 'canceled by the client'
     FROM dequeued d WHERE m.id = d.message_id
     RETURNING m.*
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
                                 error_code, error_description, client_reference)
-    SELECT id, tenant_id, 7, 1, attempts, error_code, error_description, client_reference
-    FROM canceled
-), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM canceled)
+    SELECT c.id, c.tenant_id, c.status, d.previous_status, c.attempts, c.error_code,
+           c.error_description, c.client_reference
+    FROM canceled c JOIN dequeued d ON d.message_id = c.id
 )
-SELECT canceled.* FROM canceled LEFT JOIN notified ON true;
+SELECT * FROM canceled;

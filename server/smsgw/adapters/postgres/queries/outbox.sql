@@ -15,22 +15,23 @@ WITH due AS (
 ), previous AS (
     SELECT m.id, m.status FROM messages m JOIN leased l ON m.id = l.message_id
 ), claimed AS (
+    -- A message still SENDING is one whose relay's lease lapsed: it is taken
+    -- over and tried again, which is no transition and writes no event.
     UPDATE messages m
-    SET status = 2, attempts = m.attempts + 1, updated_at = now()
+    SET status = {{status:SENDING}}, attempts = m.attempts + 1, updated_at = now()
     FROM previous p
-    WHERE m.id = p.id AND p.status IN (1, 2)
+    WHERE m.id = p.id
+      AND (p.status IN {{can_move_to:SENDING}} OR p.status = {{status:SENDING}})
     RETURNING m.id, m.tenant_id, m.to_number, m.body, m.sender, m.attempts,
               m.client_reference, m.created_at, m.encoding, m.traffic_class,
               p.status AS previous_status
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
                                 client_reference)
-    SELECT id, tenant_id, 2, previous_status, attempts, client_reference
-    FROM claimed WHERE previous_status = 1
-), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM claimed)
+    SELECT id, tenant_id, {{status:SENDING}}, previous_status, attempts, client_reference
+    FROM claimed WHERE previous_status IN {{can_move_to:SENDING}}
 )
-SELECT claimed.* FROM claimed LEFT JOIN notified ON true;
+SELECT * FROM claimed;
 
 -- name: record_outcomes
 -- Applies a batch of send outcomes: each outbox row is rescheduled (retry_ms
@@ -69,10 +70,10 @@ WITH input AS (
         error_description = w.error_description,
         route = CASE WHEN w.route <> '' THEN w.route ELSE m.route END,
         attempts = m.attempts - CASE WHEN w.refund THEN 1 ELSE 0 END,
-        sent_at = CASE WHEN w.status = 3 THEN now() ELSE m.sent_at END,
+        sent_at = CASE WHEN w.status = {{status:SENT}} THEN now() ELSE m.sent_at END,
         updated_at = now()
     FROM owned w
-    WHERE m.id = w.id AND m.status = 2
+    WHERE m.id = w.id AND m.status = {{status:SENDING}} AND w.status IN {{can_move_from:SENDING}}
     RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
               m.error_code, m.error_description, m.client_reference, m.route, w.dead,
               m.to_number, m.body, m.sender, m.metadata, m.idempotency_key, m.traffic_class,
@@ -102,12 +103,11 @@ WITH input AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
                                 provider_message_id, error_code, error_description,
                                 client_reference)
-    SELECT id, tenant_id, status, 2, attempts, provider, provider_message_id, error_code,
-           error_description, client_reference
+    SELECT id, tenant_id, status, {{status:SENDING}}, attempts, provider, provider_message_id,
+           error_code, error_description, client_reference
     FROM updated
 ), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_events', ''),
-           CASE WHEN EXISTS (SELECT 1 FROM rescheduled) THEN pg_notify('smsgw_outbox', '') END
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM rescheduled) THEN pg_notify('smsgw_outbox', '') END
 )
 -- notified (always one row) leads, so it runs even when nothing was removed.
 SELECT done.message_id

@@ -13,12 +13,13 @@ WITH input AS (
     SET status = i.status,
         error_code = i.error_code,
         error_description = i.error_description,
-        delivered_at = CASE WHEN i.status = 4 THEN now() END,
+        delivered_at = CASE WHEN i.status = {{status:DELIVERED}} THEN now() END,
         updated_at = now()
     FROM input i
     -- The <> '' lets the planner use the partial index messages_provider_ref.
     WHERE m.provider = $1 AND m.provider_message_id = i.provider_message_id
-      AND m.provider_message_id <> '' AND m.status = 3
+      AND m.provider_message_id <> ''
+      AND m.status = {{status:SENT}} AND i.status IN {{can_move_from:SENT}}
       AND EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id) = $6
     RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
               m.error_code, m.error_description, m.client_reference
@@ -26,13 +27,11 @@ WITH input AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
                                 provider_message_id, error_code, error_description,
                                 client_reference)
-    SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
-           error_description, client_reference
+    SELECT id, tenant_id, status, {{status:SENT}}, attempts, provider, provider_message_id,
+           error_code, error_description, client_reference
     FROM updated
-), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
 )
-SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
+SELECT provider_message_id FROM updated;
 
 -- name: find_provider_refs
 -- Which of these provider ids belong to a message that already settled: a
@@ -41,7 +40,7 @@ SELECT provider_message_id FROM updated LEFT JOIN notified ON true;
 -- and the receipt must be tried again, not dropped.
 SELECT provider_message_id FROM messages
 WHERE provider = $1 AND provider_message_id = ANY($2::text[]) AND provider_message_id <> ''
-  AND status <> 3;
+  AND status <> {{status:SENT}};
 
 -- name: mark_parts
 -- Receipts that name a part of a multipart message. A part keeps its first
@@ -60,13 +59,16 @@ RETURNING p.provider_message_id, p.message_id;
 -- Of these multipart messages, those now settled: every part delivered, or
 -- one part not. Reported as one receipt under the message's own provider id.
 SELECT m.provider_message_id,
-       CASE WHEN bool_or(p.status = 5) THEN 5 ELSE 4 END AS status,
-       COALESCE(max(p.error_code) FILTER (WHERE p.status = 5), '') AS error_code,
-       COALESCE(max(p.error_description) FILTER (WHERE p.status = 5), '') AS error_description
+       CASE WHEN bool_or(p.status = {{status:UNDELIVERED}}) THEN {{status:UNDELIVERED}}
+            ELSE {{status:DELIVERED}} END AS status,
+       COALESCE(max(p.error_code) FILTER (WHERE p.status = {{status:UNDELIVERED}}), '')
+           AS error_code,
+       COALESCE(max(p.error_description) FILTER (WHERE p.status = {{status:UNDELIVERED}}), '')
+           AS error_description
 FROM message_parts p JOIN messages m ON m.id = p.message_id
-WHERE p.message_id = ANY($1::uuid[]) AND m.status = 3
+WHERE p.message_id = ANY($1::uuid[]) AND m.status = {{status:SENT}}
 GROUP BY m.id, m.provider_message_id
-HAVING bool_or(p.status = 5) OR bool_and(p.status IS NOT NULL);
+HAVING bool_or(p.status = {{status:UNDELIVERED}}) OR bool_and(p.status IS NOT NULL);
 
 -- name: expire_unreceipted
 -- Messages SENT longer ago than the receipt timeout, with no receipt: the
@@ -74,13 +76,14 @@ HAVING bool_or(p.status = 5) OR bool_and(p.status IS NOT NULL);
 -- They end EXPIRED, with an event, in batches.
 WITH due AS (
     SELECT id FROM messages
-    WHERE status = 3 AND sent_at < now() - make_interval(secs => $1)
+    WHERE status = {{status:SENT}} AND {{status:EXPIRED}} IN {{can_move_from:SENT}}
+      AND sent_at < now() - make_interval(secs => $1)
     ORDER BY sent_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 ), updated AS (
     UPDATE messages m
-    SET status = 8, error_code = 'RECEIPT_TIMEOUT',
+    SET status = {{status:EXPIRED}}, error_code = 'RECEIPT_TIMEOUT',
         error_description = 'no delivery receipt within the receipt timeout', updated_at = now()
     FROM due WHERE m.id = due.id
     RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
@@ -89,13 +92,11 @@ WITH due AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
                                 provider_message_id, error_code, error_description,
                                 client_reference)
-    SELECT id, tenant_id, status, 3, attempts, provider, provider_message_id, error_code,
-           error_description, client_reference
+    SELECT id, tenant_id, status, {{status:SENT}}, attempts, provider, provider_message_id,
+           error_code, error_description, client_reference
     FROM updated
-), notified AS MATERIALIZED (
-    SELECT pg_notify('smsgw_events', '') WHERE EXISTS (SELECT 1 FROM updated)
 )
-SELECT count(*) FROM updated LEFT JOIN notified ON true;
+SELECT count(*) FROM updated;
 
 -- name: hold_receipts
 INSERT INTO pending_receipts (provider, provider_message_id, status, error_code,

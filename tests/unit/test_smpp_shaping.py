@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from smsgw.adapters.providers.smpp import SmppConfig
 from smsgw.adapters.providers.smpp.codec import (
     ESM_UDHI,
     TLV_MESSAGE_PAYLOAD,
@@ -16,7 +19,7 @@ from smsgw.adapters.providers.smpp.codec import (
     parse_receipt,
     submit_parts,
 )
-from smsgw.domain.encoding import Encoding
+from smsgw.domain.encoding import Encoding, measure
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt
 
@@ -51,6 +54,38 @@ def test_gsm7_escapes_are_never_split_across_parts() -> None:
     parts = submit_parts(text, Encoding.GSM7, Concatenation.UDH16, 1)
     assert all(not p.short_message.endswith(b"\x1b") for p in parts)
     assert b"".join(p.short_message[7:] for p in parts) == gsm7_bytes(text)
+
+
+def bodies() -> list[str]:
+    """Around every part boundary: GSM-7 with escapes, UCS-2 with surrogate pairs."""
+    rng = random.Random(7)
+    pieces = ["a", "€", "{", "я", "😀", " "]
+    found = [c * n for c in ("a", "я") for n in range(1, 700)]
+    found += ["".join(rng.choices(pieces[:3], k=n)) for n in range(150, 1600, 7)]
+    found += ["".join(rng.choices(pieces[2:], k=n)) for n in range(60, 700, 3)]
+    return found
+
+
+def test_the_default_concatenation_sends_the_parts_a_message_is_counted_for() -> None:
+    """What accept counted (and limited, and prices) is what goes out."""
+    default = SmppConfig("smsc", "127.0.0.1", 2775, "ghasi").concatenation
+    assert default is Concatenation.UDH8
+    for body in bodies():
+        length = measure(body)
+        for mode in (default, Concatenation.SAR):
+            parts = submit_parts(body, length.encoding, mode, 1)
+            assert len(parts) == length.segments, (mode, len(body), body[:20])
+
+
+def test_udh16_may_take_a_part_more_and_never_fewer() -> None:
+    assert len(submit_parts("я" * 200, Encoding.UCS2, Concatenation.UDH16, 1)) == 4
+    assert len(submit_parts("я" * 200, Encoding.UCS2, Concatenation.UDH8, 1)) == 3
+    assert len(submit_parts("a" * 459, Encoding.GSM7, Concatenation.UDH16, 1)) == 4
+    assert len(submit_parts("a" * 459, Encoding.GSM7, Concatenation.UDH8, 1)) == 3
+    for body in bodies():
+        length = measure(body)
+        parts = submit_parts(body, length.encoding, Concatenation.UDH16, 1)
+        assert length.segments <= len(parts) <= length.segments + 1
 
 
 def test_sar_and_payload_modes() -> None:

@@ -6,6 +6,13 @@ UCS-2, counted in UTF-16 code units, so characters outside the BMP (most
 emoji) cost two. Concatenated segments lose room to the UDH: 153 septets or
 67 code units each. Neither an escape pair nor a surrogate pair may be split
 across segments, so long messages are packed greedily rather than divided.
+
+This count, made at accept (the segment limit, and whatever is priced or
+rate-limited per segment), assumes the common 6-octet UDH of an 8-bit
+reference: what the SMPP adapter sends by default. A provider shaped
+otherwise (SMPP ``udh16``: 152 or 66 per part) may send a part more; its
+adapter reports every part it sent (``SendResult.part_ids``): the parts that
+went out are the ones a message costs.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ GSM7_BASIC = frozenset(
 GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 GSM7_ALPHABET = GSM7_BASIC | GSM7_EXTENSION
 
+# One message alone, and each part of a concatenated one (a 6-octet UDH).
 GSM7_SINGLE, GSM7_MULTI = 160, 153
 UCS2_SINGLE, UCS2_MULTI = 70, 67
 

@@ -13,7 +13,14 @@ import enum
 import re
 from dataclasses import dataclass
 
-from smsgw.domain.encoding import Encoding, chunks
+from smsgw.domain.encoding import (
+    GSM7_MULTI,
+    GSM7_SINGLE,
+    UCS2_MULTI,
+    UCS2_SINGLE,
+    Encoding,
+    chunks,
+)
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt
 
@@ -43,6 +50,13 @@ TLV_CLIENT_REFERENCE = 0x1501
 
 
 class Concatenation(enum.StrEnum):
+    """How the parts of a long message are tied together.
+
+    ``udh8`` (the default) and ``sar`` fill a part as the count at accept
+    assumes (153 GSM-7 or 67 UCS-2 characters); ``udh16``'s header is one
+    octet longer, so its parts hold 152 or 66 and a message may need one more.
+    """
+
     UDH8 = "udh8"  # 8-bit reference information element (IEI 0x00)
     UDH16 = "udh16"  # 16-bit reference (IEI 0x08): 65,536 references before reuse
     SAR = "sar"  # sar_* TLVs; the SMSC builds the UDH
@@ -67,12 +81,17 @@ class SubmitPart:
     tlvs: tuple[tuple[int, bytes], ...] = ()
 
 
-_SINGLE = {Encoding.GSM7: 160, Encoding.UCS2: 70}
-_CAPACITY = {  # per part, once a UDH takes its room
-    (Encoding.GSM7, Concatenation.UDH8): 153, (Encoding.GSM7, Concatenation.UDH16): 152,
-    (Encoding.GSM7, Concatenation.SAR): 153,
-    (Encoding.UCS2, Concatenation.UDH8): 67, (Encoding.UCS2, Concatenation.UDH16): 66,
-    (Encoding.UCS2, Concatenation.SAR): 67,
+_SINGLE = {Encoding.GSM7: GSM7_SINGLE, Encoding.UCS2: UCS2_SINGLE}
+# Per part, once a UDH takes its room: the segment count's (a 6-octet UDH) for
+# udh8, and for SAR, whose UDH the SMSC builds alike; the 7-octet UDH of a
+# 16-bit reference leaves 133 octets, one GSM-7 or UCS-2 character less.
+_CAPACITY = {
+    (Encoding.GSM7, Concatenation.UDH8): GSM7_MULTI,
+    (Encoding.GSM7, Concatenation.UDH16): GSM7_MULTI - 1,
+    (Encoding.GSM7, Concatenation.SAR): GSM7_MULTI,
+    (Encoding.UCS2, Concatenation.UDH8): UCS2_MULTI,
+    (Encoding.UCS2, Concatenation.UDH16): UCS2_MULTI - 1,
+    (Encoding.UCS2, Concatenation.SAR): UCS2_MULTI,
 }
 
 

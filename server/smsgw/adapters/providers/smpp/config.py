@@ -20,7 +20,9 @@ class SmppConfig:
     bind_type: str = "TRX"
     window: int = 10
     default_sender: str = ""
-    concatenation: Concatenation = Concatenation.UDH16
+    # udh8 parts hold what a message is counted for at accept (153 GSM-7, 67 UCS-2);
+    # udh16 parts hold one character less, so a message may take a part more.
+    concatenation: Concatenation = Concatenation.UDH8
     id_format: IdFormat = IdFormat.HEX  # how submit_sm_resp writes ids
     receipt_id_format: IdFormat | None = None  # how receipts do; default: the same
     throttle_retries: int = 5

@@ -56,6 +56,8 @@ class ReceiptPump:
         self.later: list[tuple[float, int, Receipt]] = []
         self._later_seq = 0
         self.in_flight = 0
+        self._answered = asyncio.Event()  # set while no deliver_sm awaits its answer
+        self._answered.set()
         self._wake = asyncio.Event()
         self.waiting: dict[str, collections.deque[Receipt]] = {}  # system_id -> no session
 
@@ -80,6 +82,16 @@ class ReceiptPump:
 
     def pending(self) -> int:
         return len(self.due) + len(self.later) + sum(len(w) for w in self.waiting.values())
+
+    async def settle(self, seconds: float) -> None:
+        """At stop: receipts already on the wire get up to ``seconds`` for their answers.
+
+        Cancelling the pump mid-send would leave receipts the ESME has
+        already acknowledged out of ``receipts_sent``.
+        """
+        if self.in_flight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._answered.wait(), seconds)
 
     async def run(self) -> None:
         """Send receipts as they fall due, in gathered chunks, every few ms."""
@@ -135,10 +147,13 @@ class ReceiptPump:
         if not sends:
             return
         self.in_flight += len(sends)
+        self._answered.clear()
         try:
             results = await asyncio.gather(*sends, return_exceptions=True)
         finally:
             self.in_flight -= len(sends)
+            if not self.in_flight:
+                self._answered.set()
         sent = 0
         for receipt, result in zip(routed, results, strict=True):
             if isinstance(result, BaseException) or not result.is_success:

@@ -318,6 +318,7 @@ class Simulator:
             self.receipts.run(), self.journal.flush_loop())]
         try:
             await stop.wait()
+            await self.receipts.settle(seconds=2)
         finally:
             for task in [*workers, *self.background]:
                 task.cancel()

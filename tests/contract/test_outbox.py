@@ -94,3 +94,16 @@ def _delivered(provider_id: str):  # type: ignore[no-untyped-def]
     from smsgw.domain.records import DeliveryReceipt
 
     return DeliveryReceipt("p", provider_id, MessageStatus.DELIVERED)
+
+
+async def test_the_parts_a_provider_sent_are_what_the_message_counts(store_ports: Stores) -> None:
+    tenant, (split, whole) = await accepted(store_ports, 2)
+    stored = (await store_ports.messages.get_many(tenant, [split]))[0].segments
+    await store_ports.outbox.claim("relay", 10, 60)
+    await store_ports.outbox.record("relay", [
+        Outcome(split, MessageStatus.SENT, provider="p", provider_message_id="a-1",
+                part_ids=("a-1", "a-2", "a-3", "a-4"), segments=4),
+        Outcome(whole, MessageStatus.SENT, provider="p", provider_message_id="b-1")])
+    counted = {m.id: m.segments for m in await store_ports.messages.get_many(tenant,
+                                                                              [split, whole])}
+    assert counted == {split: 4, whole: stored}

@@ -126,7 +126,7 @@ async def test_an_outcome_moves_a_sending_message_where_the_machine_allows(
         sql, "r", [mid for _, mid in outcomes], [int(new) for (_, new), _ in outcomes],
         [PROVIDER] * n, ["ref"] * n, [""] * n, [""] * n,
         [1000 if new == S.QUEUED else None for (_, new), _ in outcomes], [""] * n,
-        [False] * n, [False] * n)
+        [False] * n, [False] * n, [None] * n)
 
     assert len(done) == n  # every leased row is settled; only allowed ones move
     for (old, new), message_id in outcomes:

@@ -69,6 +69,7 @@ class Outcome:
     refund: bool = False  # a deferral: no provider was asked, the attempt doesn't count
     dead_letter: bool = False  # retries exhausted: keep it in the dead-letter queue
     part_ids: tuple[str, ...] = ()  # every part's provider id, for a multipart message
+    segments: int | None = None  # the parts the provider sent, when it reported them
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,7 +154,10 @@ class Relay:
             self._latency(done.provider, age + elapsed)
             return Outcome(message.id, MessageStatus.SENT, provider=done.provider,
                            provider_message_id=done.result.provider_message_id,
-                           route=done.route, part_ids=done.result.part_ids)
+                           route=done.route, part_ids=done.result.part_ids,
+                           # No part ids: one submit (or the SMSC split it): the count
+                           # made at accept stands.
+                           segments=len(done.result.part_ids) or None)
         if isinstance(done, Deferred):
             self._count("", "deferred")
             return Outcome(message.id, MessageStatus.QUEUED, route=done.route, refund=True,

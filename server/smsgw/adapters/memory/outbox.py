@@ -74,6 +74,8 @@ class MemoryOutbox:
             changes["route"] = outcome.route
         if outcome.status is MessageStatus.SENT:
             changes["sent_at"] = self._s.clock()
+        if outcome.segments is not None:
+            changes["segments"] = outcome.segments
         self._s.move(row, outcome.status, **changes)
         if outcome.dead_letter and message.id not in self._s.dead_letters:
             self._s.dead_letters[message.id] = self._dead_letter(row)

@@ -44,6 +44,7 @@ class OutboxRepository:
             [o.route for o in outcomes],
             [o.refund for o in outcomes],
             [o.dead_letter for o in outcomes],
+            [o.segments for o in outcomes],
         )
         parts = [(o.provider, pid, o.id, n) for o in outcomes if len(o.part_ids) > 1
                  for n, pid in enumerate(o.part_ids, start=1)]

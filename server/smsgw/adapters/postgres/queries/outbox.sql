@@ -45,9 +45,9 @@ SELECT * FROM claimed;
 WITH input AS (
     SELECT *
     FROM unnest($2::uuid[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::integer[], $9::text[], $10::boolean[], $11::boolean[])
+                $8::integer[], $9::text[], $10::boolean[], $11::boolean[], $12::smallint[])
         AS t(id, status, provider, provider_message_id, error_code, error_description, retry_ms,
-             route, refund, dead)
+             route, refund, dead, segments)
 ), removed AS (
     DELETE FROM outbox o USING input i
     WHERE o.message_id = i.id AND o.lease_owner = $1 AND i.retry_ms IS NULL
@@ -70,6 +70,8 @@ WITH input AS (
         error_description = w.error_description,
         route = CASE WHEN w.route <> '' THEN w.route ELSE m.route END,
         attempts = m.attempts - CASE WHEN w.refund THEN 1 ELSE 0 END,
+        -- The parts the provider actually sent, when it says: what is priced and counted.
+        segments = COALESCE(w.segments, m.segments),
         sent_at = CASE WHEN w.status = {{status:SENT}} THEN now() ELSE m.sent_at END,
         updated_at = now()
     FROM owned w

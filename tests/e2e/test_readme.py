@@ -57,6 +57,7 @@ import yaml
 from smsgw import pool
 from smsgw.settings import REPO_ROOT, Settings
 from tests.conftest import free_ports
+from tests.processes import live_processes
 from tests.readme_blocks import SKIP, Block, blocks
 
 pytestmark = pytest.mark.e2e
@@ -192,19 +193,8 @@ class Terminal:
     def _ours(self) -> list[tuple[int, str]]:
         """Processes in a server's group, or running in or on the copy."""
         groups = {process.pid for process in self.servers}
-        found = []
-        for proc in Path("/proc").iterdir():
-            if not proc.name.isdigit() or int(proc.name) == os.getpid():
-                continue
-            try:
-                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                cwd = os.readlink(proc / "cwd")
-                group = os.getpgid(int(proc.name))
-            except (OSError, ProcessLookupError):
-                continue  # gone meanwhile, or a zombie
-            if group in groups or str(self.root) in f"{cmdline} {cwd}":
-                found.append((int(proc.name), f"{proc.name} {cmdline.strip()} (cwd {cwd})"))
-        return found
+        return [(p.pid, p.describe()) for p in live_processes()
+                if p.group in groups or str(self.root) in f"{p.cmdline} {p.cwd}"]
 
 
 def http_status(url: str) -> int:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_ports
+from tests.processes import live_processes
 
 pytestmark = pytest.mark.e2e
 
@@ -97,20 +98,9 @@ def start_serve(data_dir: Path, logs: Path, name: str) -> Serve:
 
 def leftovers(serve: Serve, data_dir: Path) -> list[str]:
     """Processes of this server still alive: in its group, in its data folder, on its ports."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            cwd = os.readlink(proc / "cwd")
-            group = os.getpgid(int(proc.name))
-        except (OSError, ProcessLookupError):
-            continue  # gone meanwhile, or a zombie: neither holds anything
-        if (group == serve.process.pid or str(data_dir) in cmdline + " " + cwd
-                or any(f":{port}" in cmdline for port in serve.ports)):
-            found.append(f"{proc.name} {cmdline.strip()} (cwd {cwd})")
-    return found
+    return [p.describe() for p in live_processes()
+            if p.group == serve.process.pid or str(data_dir) in f"{p.cmdline} {p.cwd}"
+            or any(f":{port}" in p.cmdline for port in serve.ports)]
 
 
 def wait_no_leftovers(serve: Serve, data_dir: Path) -> list[str]:

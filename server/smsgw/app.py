@@ -145,7 +145,7 @@ class Gateway:
                 stores.webhooks, stores.events, signal, _webhook_config(s), board=self.board))
         servicer = SmsServicer(
             Authenticator(stores.tenants), submitter, stores.messages, watcher,
-            ApiConfig(Limits(max_segments=s.max_segments, default_region=s.default_region),
+            ApiConfig(_limits(s),
                       s.stream_chunks_in_flight, s.submit_batch_max), stores.webhooks)
         await self._start_grpc(servicer, AdminServicer(
             Authenticator(stores.tenants), stores.dead_letters))
@@ -274,6 +274,16 @@ class Gateway:
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
             self._embedded = None
+
+
+def _limits(s: Settings) -> Limits:
+    return Limits(
+        max_segments=s.max_segments, default_region=s.default_region,
+        max_schedule_ahead_seconds=s.schedule_max_ahead_seconds,
+        max_validity_seconds=s.max_validity_seconds,
+        default_validity_seconds={"otp": s.otp_validity_seconds,
+                                  "transactional": s.message_max_age_seconds,
+                                  "marketing": s.message_max_age_seconds})
 
 
 def _webhook_config(s: Settings) -> WebhookConfig:

@@ -57,7 +57,13 @@ class Settings:
     retry_max_attempts: int = 5
     retry_base_seconds: float = 30.0
     retry_cap_seconds: float = 1800.0
-    message_max_age_seconds: float = 86400.0
+    # The validity of a message that asks for none, by traffic class, counted
+    # from when it is due; and the longest any message may ask for.
+    message_max_age_seconds: float = 86400.0  # transactional and marketing
+    otp_validity_seconds: float = 600.0
+    max_validity_seconds: float = 7 * 86400.0
+    # How far ahead a send_time may be.
+    schedule_max_ahead_seconds: float = 30 * 86400.0
     # A SENT message with no receipt after this long ends EXPIRED (RECEIPT_TIMEOUT).
     receipt_timeout_seconds: float = 172800.0
     # The provider pool. None configured: the carrier simulator alone.

@@ -19,14 +19,17 @@ MIGRATIONS = REPO_ROOT / "migrations"
 # its columns: a table or column the code does not expect fails the test.
 EXPECTED_COLUMNS = {
     "schema_migrations": {"version", "name", "checksum", "applied_at"},
-    "tenants": {"id", "name", "created_at"},
+    "tenants": {"id", "name", "created_at", "rate_per_second", "burst", "daily_segment_quota",
+                "monthly_segment_quota", "weight", "quiet_start", "quiet_end",
+                "policy_updated_at"},
+    "tenant_usage": {"tenant_id", "period", "period_start", "segments"},
     "api_keys": {"key_hash", "tenant_id", "key_prefix", "created_at", "revoked_at", "scopes"},
     "messages": {"id", "tenant_id", "idempotency_key", "fingerprint", "to_number", "body",
                  "sender", "encoding", "segments", "status", "attempts", "client_reference",
                  "metadata", "provider", "provider_message_id", "error_code",
                  "error_description", "created_at", "updated_at", "sent_at", "delivered_at",
-                 "traffic_class", "route"},
-    "outbox": {"message_id", "due_at", "lease_owner"},
+                 "traffic_class", "route", "send_at", "expire_at"},
+    "outbox": {"message_id", "due_at", "lease_owner", "tenant_id", "lane", "expire_at"},
     "message_events": {"id", "txid", "message_id", "tenant_id", "status", "previous_status",
                        "occurred_at", "attempt", "provider", "provider_message_id",
                        "error_code", "error_description", "client_reference"},
@@ -51,7 +54,8 @@ EXPECTED_INDEXES = {
     "message_parts_pkey", "message_parts_message", "dead_letters_pkey", "dead_letters_order",
     "pending_receipts_pkey", "pending_receipts_received", "webhook_endpoints_pkey",
     "webhook_endpoints_due", "webhook_endpoints_tenant", "webhook_deliveries_pkey",
-    "webhook_deliveries_endpoint",
+    "webhook_deliveries_endpoint", "outbox_lane_tenant_due", "outbox_expire",
+    "tenant_usage_pkey",
 }
 # (table, trigger): the event log is append-only and wakes its watchers.
 EXPECTED_TRIGGERS = {("message_events", "message_events_append_only"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import uuid
 
@@ -59,10 +60,11 @@ def pool(provider, retry: RetryPolicy | None = None) -> Dispatcher:
                       {provider.name: slot})
 
 
-async def accept(db, count: int) -> list[uuid.UUID]:
+async def accept(db, count: int, **changes: object) -> list[uuid.UUID]:
     tenant, _ = await TenantDirectory(db).create(f"t-{uuid.uuid4().hex[:6]}")
-    items = [validate(SendRequest(to="+16502530000", body=f"m{i}", idempotency_key=f"k{i}"),
-                      Limits()) for i in range(count)]
+    items = [dataclasses.replace(
+        validate(SendRequest(to="+16502530000", body=f"m{i}", idempotency_key=f"k{i}"),
+                 Limits()), **changes) for i in range(count)]
     outcomes = await Submitter(MessageRepository(db), None).submit_many(tenant.id, items)
     return [o.message.id for o in outcomes]
 
@@ -164,7 +166,7 @@ async def test_permanent_failure_and_exhausted_retries_end_in_failed(db):
 
 
 async def test_messages_past_their_maximum_age_expire_unsent(db):
-    await accept(db, 3)
+    await accept(db, 3, expire_at=None)  # stored before validity: the maximum age decides
     provider = CountingProvider()
     stale = RelayConfig(poll_seconds=0.05, max_age_seconds=0, coalesce_seconds=0.001)
     await run_relays([Relay(OutboxRepository(db), pool(provider), stale)], db)

@@ -54,9 +54,10 @@ async def _message(conn: asyncpg.Connection, tenant: uuid.UUID, status: MessageS
         message_id, tenant, str(message_id), int(status), PROVIDER)
     if outbox is not None:
         await conn.execute(
-            "INSERT INTO outbox (message_id, due_at, lease_owner) VALUES ($1,"
-            " CASE WHEN $2 = '' THEN now() ELSE now() + interval '1 hour' END, NULLIF($2, ''))",
-            message_id, outbox)
+            "INSERT INTO outbox (message_id, tenant_id, lane, due_at, lease_owner) VALUES ($1,"
+            " $3, 1, CASE WHEN $2 = '' THEN now() ELSE now() + interval '1 hour' END,"
+            " NULLIF($2, ''))",
+            message_id, outbox, tenant)
     return message_id
 
 

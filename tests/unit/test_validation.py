@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import types
 
 import pytest
@@ -40,7 +41,8 @@ def _fields(request: SendRequest, limits: Limits = LIMITS) -> list[str]:
 
 
 def test_good_request_becomes_a_submission() -> None:
-    assert validate(GOOD, LIMITS) == Submission(
+    now = dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC)
+    assert validate(GOOD, LIMITS, now) == Submission(
         to="+16502530000",
         body="Your code is 1234",
         sender="Ghasi",
@@ -51,6 +53,8 @@ def test_good_request_becomes_a_submission() -> None:
         segments=1,
         fingerprint=fingerprint("+16502530000", "Your code is 1234", "Ghasi", "order-42",
                                 {"campaign": "spring", "team": "ops"}),
+        # No validity asked for: the class's default (transactional: a day).
+        expire_at=now + dt.timedelta(days=1),
     )
 
 

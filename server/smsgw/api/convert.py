@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from smsgw.domain.errors import ValidationFailed
@@ -21,7 +22,25 @@ def send_request(request: pb.SendMessageRequest) -> SendRequest:
         metadata=request.metadata if request.metadata else None,
         idempotency_key=request.idempotency_key,
         traffic_class=traffic_class_name(request.traffic_class),
+        send_time=to_datetime(request.send_time, "send_time")
+        if request.HasField("send_time") else None,
+        expire_time=to_datetime(request.expire_time, "expire_time")
+        if request.HasField("expire_time") else None,
+        ttl_seconds=to_seconds(request.ttl, "ttl") if request.HasField("ttl") else None,
     )
+
+
+# google.protobuf.Duration's range: about 10,000 years either way.
+_DURATION_SECONDS_MAX = 315_576_000_000
+
+
+def to_seconds(value: Duration, field: str) -> float:
+    """A request's duration in seconds; one a Duration may not hold is refused."""
+    if not -_DURATION_SECONDS_MAX <= value.seconds <= _DURATION_SECONDS_MAX \
+            or not -999_999_999 <= value.nanos <= 999_999_999 \
+            or (value.seconds > 0 > value.nanos) or (value.seconds < 0 < value.nanos):
+        raise ValidationFailed.single(field, "is not a valid duration")
+    return value.seconds + value.nanos / 1e9
 
 
 def traffic_class_name(value: int) -> str:
@@ -71,7 +90,7 @@ def message(m: Message) -> pb.Message:
         create_time=timestamp(m.created_at), update_time=timestamp(m.updated_at),
         sent_time=timestamp(m.sent_at), delivered_time=timestamp(m.delivered_at),
         traffic_class=f"TRAFFIC_CLASS_{m.traffic_class.upper()}",
-        route=m.route,
+        route=m.route, send_time=timestamp(m.send_at), expire_time=timestamp(m.expire_at),
     )
     if m.error_code:
         out.error.code = m.error_code

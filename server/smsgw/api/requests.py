@@ -57,7 +57,8 @@ def cursor(text: str) -> Cursor | None:
 
 
 def message_filter(statuses: Sequence[int], to: str, start: dt.datetime | None,
-                   end: dt.datetime | None, default_region: str | None) -> MessageFilter:
+                   end: dt.datetime | None, default_region: str | None,
+                   scheduled_only: bool = False) -> MessageFilter:
     violations: list[FieldViolation] = []
     known = {int(s) for s in MessageStatus}
     for i, value in enumerate(statuses):
@@ -71,7 +72,8 @@ def message_filter(statuses: Sequence[int], to: str, start: dt.datetime | None,
     if violations:
         raise ValidationFailed(violations)
     assert isinstance(number, str)
-    return MessageFilter(tuple(MessageStatus(s) for s in statuses), number, start, end)
+    return MessageFilter(tuple(MessageStatus(s) for s in statuses), number, start, end,
+                         scheduled_only)
 
 
 def page_size(size: int, default: int, most: int) -> int:

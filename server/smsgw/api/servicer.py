@@ -164,7 +164,7 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
             if request.HasField("create_time_start") else None,
             convert.to_datetime(request.create_time_end, "create_time_end")
             if request.HasField("create_time_end") else None,
-            self._config.limits.default_region)
+            self._config.limits.default_region, request.scheduled_only)
         page = requests.page(request.page_size, request.page_token, where)
         # One row more than the page: whether it exists decides next_page_token.
         rows = await self._messages.list(tenant.id, where,

@@ -34,6 +34,8 @@ class Submission:
     segments: int
     fingerprint: str
     traffic_class: str = DEFAULT_TRAFFIC_CLASS
+    send_at: dt.datetime | None = None  # scheduled: due then, not before
+    expire_at: dt.datetime | None = None  # not handed to a provider by then: EXPIRED
 
 
 @dataclass(slots=True)
@@ -60,6 +62,8 @@ class Message:
     delivered_at: dt.datetime | None = None
     traffic_class: str = DEFAULT_TRAFFIC_CLASS
     route: str = ""
+    send_at: dt.datetime | None = None
+    expire_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +119,7 @@ class MessageFilter:
     to: str = ""
     created_from: dt.datetime | None = None
     created_before: dt.datetime | None = None
+    scheduled_only: bool = False  # QUEUED with a send_at still ahead
 
 
 @dataclass(frozen=True, slots=True)

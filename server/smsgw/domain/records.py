@@ -35,6 +35,9 @@ class OutboundMessage:
     client_reference: str = ""
     created_at: dt.datetime = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
     traffic_class: str = DEFAULT_TRAFFIC_CLASS
+    # The end of its validity: never handed to a provider after this; what
+    # is left of it goes to carriers that take a validity period.
+    expire_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

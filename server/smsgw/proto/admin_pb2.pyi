@@ -3,6 +3,7 @@ import datetime
 
 from smsgw.proto import sms_pb2 as _sms_pb2
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -101,3 +102,45 @@ class ReplayResult(_message.Message):
     replay_message_id: str
     already_replayed: bool
     def __init__(self, message_id: _Optional[str] = ..., replay_message_id: _Optional[str] = ..., already_replayed: _Optional[bool] = ...) -> None: ...
+
+class GetTenantLimitsRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class SetTenantLimitsRequest(_message.Message):
+    __slots__ = ("limits", "update_mask")
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    limits: TenantLimits
+    update_mask: _field_mask_pb2.FieldMask
+    def __init__(self, limits: _Optional[_Union[TenantLimits, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+
+class TenantLimits(_message.Message):
+    __slots__ = ("tenant", "tenant_id", "rate_per_second", "burst", "daily_segment_quota", "monthly_segment_quota", "weight", "quiet_hours")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    TENANT_ID_FIELD_NUMBER: _ClassVar[int]
+    RATE_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    DAILY_SEGMENT_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_SEGMENT_QUOTA_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    QUIET_HOURS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    tenant_id: str
+    rate_per_second: float
+    burst: int
+    daily_segment_quota: int
+    monthly_segment_quota: int
+    weight: int
+    quiet_hours: QuietHours
+    def __init__(self, tenant: _Optional[str] = ..., tenant_id: _Optional[str] = ..., rate_per_second: _Optional[float] = ..., burst: _Optional[int] = ..., daily_segment_quota: _Optional[int] = ..., monthly_segment_quota: _Optional[int] = ..., weight: _Optional[int] = ..., quiet_hours: _Optional[_Union[QuietHours, _Mapping]] = ...) -> None: ...
+
+class QuietHours(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...

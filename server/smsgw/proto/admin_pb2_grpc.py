@@ -48,6 +48,16 @@ class SmsAdminServiceStub:
                 request_serializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.ReplayDeadLettersRequest.SerializeToString,
                 response_deserializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.ReplayDeadLettersResponse.FromString,
                 _registered_method=True)
+        self.GetTenantLimits = channel.unary_unary(
+                '/ghasi.sms.v1.SmsAdminService/GetTenantLimits',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.GetTenantLimitsRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.TenantLimits.FromString,
+                _registered_method=True)
+        self.SetTenantLimits = channel.unary_unary(
+                '/ghasi.sms.v1.SmsAdminService/SetTenantLimits',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.SetTenantLimitsRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.TenantLimits.FromString,
+                _registered_method=True)
 
 
 class SmsAdminServiceServicer:
@@ -72,6 +82,23 @@ class SmsAdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTenantLimits(self, request, context):
+        """A tenant's traffic policy: rate limit, quotas, fairness weight and quiet
+        hours.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTenantLimits(self, request, context):
+        """Changes a tenant's traffic policy at run time: every replica applies it
+        within seconds, no restart. Only the fields named in update_mask change
+        (every field when it is empty).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmsAdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -84,6 +111,16 @@ def add_SmsAdminServiceServicer_to_server(servicer, server):
                     servicer.ReplayDeadLetters,
                     request_deserializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.ReplayDeadLettersRequest.FromString,
                     response_serializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.ReplayDeadLettersResponse.SerializeToString,
+            ),
+            'GetTenantLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTenantLimits,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.GetTenantLimitsRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.TenantLimits.SerializeToString,
+            ),
+            'SetTenantLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTenantLimits,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.SetTenantLimitsRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_admin__pb2.TenantLimits.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -143,6 +180,60 @@ class SmsAdminService:
             '/ghasi.sms.v1.SmsAdminService/ReplayDeadLetters',
             ghasi_dot_sms_dot_v1_dot_admin__pb2.ReplayDeadLettersRequest.SerializeToString,
             ghasi_dot_sms_dot_v1_dot_admin__pb2.ReplayDeadLettersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTenantLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsAdminService/GetTenantLimits',
+            ghasi_dot_sms_dot_v1_dot_admin__pb2.GetTenantLimitsRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_admin__pb2.TenantLimits.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTenantLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsAdminService/SetTenantLimits',
+            ghasi_dot_sms_dot_v1_dot_admin__pb2.SetTenantLimitsRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_admin__pb2.TenantLimits.FromString,
             options,
             channel_credentials,
             insecure,

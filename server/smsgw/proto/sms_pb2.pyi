@@ -2,6 +2,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.rpc import status_pb2 as _status_pb2
 from google.protobuf.internal import containers as _containers
@@ -74,7 +75,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
 
 class Message(_message.Message):
-    __slots__ = ("id", "to", "body", "sender", "encoding", "segments", "status", "attempts", "provider", "provider_message_id", "error", "client_reference", "metadata", "idempotency_key", "create_time", "update_time", "sent_time", "delivered_time", "traffic_class", "route")
+    __slots__ = ("id", "to", "body", "sender", "encoding", "segments", "status", "attempts", "provider", "provider_message_id", "error", "client_reference", "metadata", "idempotency_key", "create_time", "update_time", "sent_time", "delivered_time", "traffic_class", "route", "send_time", "expire_time")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +103,8 @@ class Message(_message.Message):
     DELIVERED_TIME_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SEND_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     id: str
     to: str
     body: str
@@ -122,10 +125,12 @@ class Message(_message.Message):
     delivered_time: _timestamp_pb2.Timestamp
     traffic_class: TrafficClass
     route: str
-    def __init__(self, id: _Optional[str] = ..., to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., segments: _Optional[int] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., attempts: _Optional[int] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., traffic_class: _Optional[_Union[TrafficClass, str]] = ..., route: _Optional[str] = ...) -> None: ...
+    send_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., encoding: _Optional[_Union[Encoding, str]] = ..., segments: _Optional[int] = ..., status: _Optional[_Union[MessageStatus, str]] = ..., attempts: _Optional[int] = ..., provider: _Optional[str] = ..., provider_message_id: _Optional[str] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., sent_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., traffic_class: _Optional[_Union[TrafficClass, str]] = ..., route: _Optional[str] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SendMessageRequest(_message.Message):
-    __slots__ = ("to", "body", "sender", "client_reference", "metadata", "idempotency_key", "traffic_class")
+    __slots__ = ("to", "body", "sender", "client_reference", "metadata", "idempotency_key", "traffic_class", "send_time", "expire_time", "ttl")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +145,9 @@ class SendMessageRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     TRAFFIC_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SEND_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXPIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
     to: str
     body: str
     sender: str
@@ -147,7 +155,10 @@ class SendMessageRequest(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     idempotency_key: str
     traffic_class: TrafficClass
-    def __init__(self, to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., traffic_class: _Optional[_Union[TrafficClass, str]] = ...) -> None: ...
+    send_time: _timestamp_pb2.Timestamp
+    expire_time: _timestamp_pb2.Timestamp
+    ttl: _duration_pb2.Duration
+    def __init__(self, to: _Optional[str] = ..., body: _Optional[str] = ..., sender: _Optional[str] = ..., client_reference: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., idempotency_key: _Optional[str] = ..., traffic_class: _Optional[_Union[TrafficClass, str]] = ..., send_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class SendMessagesRequest(_message.Message):
     __slots__ = ("items",)
@@ -192,20 +203,22 @@ class GetMessageRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ...) -> None: ...
 
 class ListMessagesRequest(_message.Message):
-    __slots__ = ("page_size", "page_token", "statuses", "to", "create_time_start", "create_time_end")
+    __slots__ = ("page_size", "page_token", "statuses", "to", "create_time_start", "create_time_end", "scheduled_only")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     STATUSES_FIELD_NUMBER: _ClassVar[int]
     TO_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_START_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_END_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_ONLY_FIELD_NUMBER: _ClassVar[int]
     page_size: int
     page_token: str
     statuses: _containers.RepeatedScalarFieldContainer[MessageStatus]
     to: str
     create_time_start: _timestamp_pb2.Timestamp
     create_time_end: _timestamp_pb2.Timestamp
-    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[MessageStatus, str]]] = ..., to: _Optional[str] = ..., create_time_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    scheduled_only: bool
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., statuses: _Optional[_Iterable[_Union[MessageStatus, str]]] = ..., to: _Optional[str] = ..., create_time_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., create_time_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., scheduled_only: _Optional[bool] = ...) -> None: ...
 
 class ListMessagesResponse(_message.Message):
     __slots__ = ("messages", "next_page_token")
@@ -354,3 +367,31 @@ class ListWebhookDeliveriesResponse(_message.Message):
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
     def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Usage(_message.Message):
+    __slots__ = ("daily", "monthly", "rate_per_second", "burst")
+    DAILY_FIELD_NUMBER: _ClassVar[int]
+    MONTHLY_FIELD_NUMBER: _ClassVar[int]
+    RATE_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    daily: QuotaUsage
+    monthly: QuotaUsage
+    rate_per_second: float
+    burst: int
+    def __init__(self, daily: _Optional[_Union[QuotaUsage, _Mapping]] = ..., monthly: _Optional[_Union[QuotaUsage, _Mapping]] = ..., rate_per_second: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
+
+class QuotaUsage(_message.Message):
+    __slots__ = ("used_segments", "limit_segments", "period_start", "reset_time")
+    USED_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_SEGMENTS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    RESET_TIME_FIELD_NUMBER: _ClassVar[int]
+    used_segments: int
+    limit_segments: int
+    period_start: _timestamp_pb2.Timestamp
+    reset_time: _timestamp_pb2.Timestamp
+    def __init__(self, used_segments: _Optional[int] = ..., limit_segments: _Optional[int] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., reset_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

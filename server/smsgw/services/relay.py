@@ -142,9 +142,16 @@ class Relay:
         self._outcomes.append((outcome, lease_until))
         self._outcomes_ready.set()
 
+    def _deadline(self, message: OutboundMessage) -> dt.datetime:
+        """The end of a message's validity: its own, or (stored before validity existed)
+        the maximum age."""
+        return message.expire_at or (
+            message.created_at + dt.timedelta(seconds=self._config.max_age_seconds))
+
     async def _attempt(self, message: OutboundMessage) -> Outcome:
-        age = (dt.datetime.now(dt.UTC) - message.created_at).total_seconds()
-        if age > self._config.max_age_seconds:
+        now = dt.datetime.now(dt.UTC)
+        age = (now - message.created_at).total_seconds()
+        if now >= self._deadline(message):
             return self._expired(message, "")
         started = time.monotonic()
         done = await self._dispatcher.dispatch(message, message.traffic_class)
@@ -162,12 +169,13 @@ class Relay:
             self._count("", "deferred")
             return Outcome(message.id, MessageStatus.QUEUED, route=done.route, refund=True,
                            retry_in_ms=max(10, int(done.wait_seconds * 1000)))
-        return self._failed(message, done, age)
+        return self._failed(message, done)
 
-    def _failed(self, message: OutboundMessage, failed: Failed, age: float) -> Outcome:
+    def _failed(self, message: OutboundMessage, failed: Failed) -> Outcome:
         error = failed.error
         delay = failed.retry.delay_ms(message.attempt, self._rng) if failed.retry else None
-        if delay is not None and age + delay / 1000 > self._config.max_age_seconds:
+        retry_at = dt.datetime.now(dt.UTC) + dt.timedelta(milliseconds=delay or 0)
+        if delay is not None and retry_at >= self._deadline(message):
             return self._expired(message, failed.provider)
         outcome = "retry" if delay is not None else "failed"
         dead = failed.retry is not None and delay is None
@@ -185,9 +193,14 @@ class Relay:
 
     def _expired(self, message: OutboundMessage, provider: str) -> Outcome:
         self._count(provider, "expired")
+        if message.expire_at is None:
+            return Outcome(message.id, MessageStatus.EXPIRED, provider=provider,
+                           error_code="EXPIRED",
+                           error_description=f"not sent within {self._config.max_age_seconds:g}s")
         return Outcome(message.id, MessageStatus.EXPIRED, provider=provider,
-                       error_code="EXPIRED",
-                       error_description=f"not sent within {self._config.max_age_seconds:g}s")
+                       error_code="VALIDITY_EXPIRED",
+                       error_description="not handed to a provider before its validity ended "
+                                         f"at {message.expire_at.isoformat()}")
 
     def _count(self, provider: str, outcome: str) -> None:
         key = (provider or "none", outcome)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 
 from smsgw.adapters.memory import MemoryStores
 from smsgw.domain.model import Cursor
@@ -20,9 +21,10 @@ BUSY = ProviderError("BUSY", "carrier busy", retryable=True)
 REFUSED = ProviderError("REFUSED", "no such number", retryable=False)
 
 
-async def accept(memory: MemoryStores, tenant, count: int):  # type: ignore[no-untyped-def]
-    outcomes = await Submitter(memory.messages, None).submit_many(
-        tenant, [submission(f"k{i}") for i in range(count)])
+async def accept(memory: MemoryStores, tenant, count: int,  # type: ignore[no-untyped-def]
+                 **changes):
+    items = [dataclasses.replace(submission(f"k{i}"), **changes) for i in range(count)]
+    outcomes = await Submitter(memory.messages, None).submit_many(tenant, items)
     return [o.message.id for o in outcomes]
 
 
@@ -78,7 +80,8 @@ async def test_a_permanent_refusal_fails_at_once_without_a_dead_letter(memory, t
 
 async def test_a_message_older_than_its_max_age_expires_and_is_never_sent(
         memory, tenant) -> None:
-    ids = await accept(memory, tenant, 2)
+    # Stored before validity existed (no expire_at): the relay's maximum age decides.
+    ids = await accept(memory, tenant, 2, expire_at=None)
     provider = ScriptedProvider()
     old = dataclasses.replace(FAST, max_age_seconds=-1)
     await relay_until_empty(memory, Relay(memory.outbox, pool(provider), old))
@@ -86,13 +89,22 @@ async def test_a_message_older_than_its_max_age_expires_and_is_never_sent(
     assert {m.status for m in await memory.messages.get_many(tenant, ids)} == {S.EXPIRED}
 
 
-async def test_a_retry_past_the_max_age_expires_instead(memory, tenant) -> None:
-    ids = await accept(memory, tenant, 1)
+async def test_a_message_past_its_validity_expires_and_is_never_sent(memory, tenant) -> None:
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    ids = await accept(memory, tenant, 2, expire_at=ended)
+    provider = ScriptedProvider()
+    await relay_until_empty(memory, Relay(memory.outbox, pool(provider), FAST))
+    assert not provider.sent
+    messages = await memory.messages.get_many(tenant, ids)
+    assert {(m.status, m.error_code) for m in messages} == {(S.EXPIRED, "VALIDITY_EXPIRED")}
+
+
+async def test_a_retry_past_the_validity_expires_instead(memory, tenant) -> None:
+    ids = await accept(memory, tenant, 1,
+                       expire_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60))
     provider = ScriptedProvider({1: BUSY})
     slow_retry = RetryPolicy(max_attempts=5, base_seconds=3600, cap_seconds=3600)
-    short_life = dataclasses.replace(FAST, max_age_seconds=60)
-    await relay_until_empty(memory, Relay(memory.outbox, pool(provider, slow_retry),
-                                          short_life))
+    await relay_until_empty(memory, Relay(memory.outbox, pool(provider, slow_retry), FAST))
     # The delay is drawn with full jitter below an hour: it passes the 60 s life or
     # the message waits; either way it is never sent late.
     (status, _attempts), = await statuses(memory, tenant, ids)

@@ -7,7 +7,7 @@ import secrets
 import uuid
 from collections.abc import Sequence
 
-from smsgw.adapters.memory.state import MemoryState, MessageRow, new_message
+from smsgw.adapters.memory.state import MemoryState, MessageRow, new_message, utc_now
 from smsgw.domain.model import Message, MessageFilter, PageRequest, Submission, Tenant
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.tenant_keys import KEY_PREFIX, hash_key
@@ -30,7 +30,9 @@ class MemoryMessageStore:
                 encoding=item.encoding, segments=item.segments,
                 client_reference=item.client_reference, idempotency_key=item.idempotency_key,
                 metadata=item.metadata, traffic_class=item.traffic_class)
-            self._s.messages[message_id] = MessageRow(message, item.fingerprint, due_at=now)
+            message.send_at, message.expire_at = item.send_at, item.expire_at
+            self._s.messages[message_id] = MessageRow(message, item.fingerprint,
+                                                      due_at=item.send_at or now)
             self._s.keys[(tenant_id, item.idempotency_key)] = message_id
             self._s.append(message, None)
             written[message_id] = now
@@ -78,6 +80,10 @@ def _matches(message: Message, where: MessageFilter, page: PageRequest) -> bool:
     if where.created_from is not None and message.created_at < where.created_from:
         return False
     if where.created_before is not None and message.created_at >= where.created_before:
+        return False
+    if where.scheduled_only and not (
+            message.status is MessageStatus.QUEUED and message.send_at is not None
+            and message.send_at > utc_now()):
         return False
     return page.after is None or (message.created_at, message.id) < page.after
 

@@ -101,4 +101,4 @@ def _outbound(row: MessageRow) -> OutboundMessage:
     return OutboundMessage(id=m.id, tenant_id=m.tenant_id, to=m.to, body=m.body,
                            sender=m.sender, attempt=m.attempts, encoding=m.encoding,
                            client_reference=m.client_reference, created_at=m.created_at,
-                           traffic_class=m.traffic_class)
+                           traffic_class=m.traffic_class, expire_at=m.expire_at)

@@ -13,6 +13,7 @@ import asyncpg
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
 from smsgw.domain.encoding import Encoding
+from smsgw.domain.lanes import lane_of
 from smsgw.domain.model import Message, MessageFilter, PageRequest, Submission
 from smsgw.domain.status import MessageStatus
 
@@ -55,7 +56,7 @@ class MessageRepository:
         async with self._db.connection() as conn:
             rows = await conn.fetch(
                 Q["list_messages"], tenant_id, statuses, where.to or None, where.created_from,
-                where.created_before, after_time, after_id, page.size,
+                where.created_before, after_time, after_id, page.size, where.scheduled_only,
             )
         return [row_to_message(row) for row in rows]
 
@@ -77,6 +78,9 @@ def _columns(items: Sequence[Submission]) -> list[list[Any]]:
         [s.client_reference for s in items],
         [json.dumps(s.metadata) if s.metadata else "{}" for s in items],
         [s.traffic_class for s in items],
+        [s.send_at for s in items],
+        [s.expire_at for s in items],
+        [int(lane_of(s.traffic_class)) for s in items],
     ]
 
 
@@ -91,5 +95,5 @@ def row_to_message(row: asyncpg.Record) -> Message:
         provider_message_id=row["provider_message_id"], error_code=row["error_code"],
         error_description=row["error_description"], sent_at=row["sent_at"],
         delivered_at=row["delivered_at"], traffic_class=row["traffic_class"],
-        route=row["route"],
+        route=row["route"], send_at=row["send_at"], expire_at=row["expire_at"],
     )

@@ -26,7 +26,7 @@ class OutboxRepository:
                 id=r["id"], tenant_id=r["tenant_id"], to=r["to_number"], body=r["body"],
                 sender=r["sender"], attempt=r["attempts"], encoding=Encoding(r["encoding"]),
                 client_reference=r["client_reference"], created_at=r["created_at"],
-                traffic_class=r["traffic_class"],
+                traffic_class=r["traffic_class"], expire_at=r["expire_at"],
             )
             for r in rows
         ]

@@ -10,6 +10,11 @@ as a file loads, so the guards that run are the transitions declared there.
 - ``{{can_move_to:SENT}}``: the statuses that may become SENT, ``(2)``;
 - ``{{can_move_from:SENT}}``: what a SENT message may become, ``(4, 5, 8)``.
 
+Priority lanes (``smsgw.domain.lanes``) are filled the same way:
+
+- ``{{lane:MARKETING}}``: the lane's number, ``2``;
+- ``{{lane_of:traffic_class}}``: a CASE giving the lane of that column's class.
+
 An empty set renders as ``(NULL)``, which no status is ``IN``. The text is
 rendered once per process, so each statement is still prepared once.
 """
@@ -21,6 +26,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from smsgw.domain.lanes import LANE_OF_CLASS, Lane
 from smsgw.domain.status import TRANSITIONS, MessageStatus, Transitions, sources_of
 
 QUERY_DIR = Path(__file__).parent / "queries"
@@ -38,6 +44,8 @@ def render(text: str, transitions: Transitions = TRANSITIONS) -> str:
 
     def fill(match: re.Match[str]) -> str:
         kind, name = match[1], match[2]
+        if kind in ("lane", "lane_of"):
+            return _lane(kind, name)
         if name not in MessageStatus.__members__:
             raise ValueError(f"{match[0]}: no status is called {name}")
         status = MessageStatus[name]
@@ -53,6 +61,15 @@ def render(text: str, transitions: Transitions = TRANSITIONS) -> str:
     if "{{" in rendered or "}}" in rendered:
         raise ValueError("a {{...}} in the SQL is not a placeholder of the form {{kind:STATUS}}")
     return rendered
+
+
+def _lane(kind: str, name: str) -> str:
+    if kind == "lane_of":
+        whens = " ".join(f"WHEN '{c}' THEN {int(lane)}" for c, lane in LANE_OF_CLASS.items())
+        return f"(CASE {name} {whens} ELSE {int(Lane.TRANSACTIONAL)} END)"
+    if name not in Lane.__members__:
+        raise ValueError(f"{{{{lane:{name}}}}}: no lane is called {name}")
+    return str(int(Lane[name]))
 
 
 def _sql_set(statuses: Iterable[MessageStatus]) -> str:

@@ -25,10 +25,11 @@ _sym_db = _symbol_database.Default()
 
 from ghasi_sms_client._proto import sms_pb2 as ghasi_dot_sms_dot_v1_dot_sms__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ghasi/sms/v1/admin.proto\x12\x0cghasi.sms.v1\x1a\x16ghasi/sms/v1/sms.proto\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x10\x44\x65\x61\x64LetterFilter\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x14\n\x0cpending_only\x18\x04 \x01(\x08\"o\n\x16ListDeadLettersRequest\x12.\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1e.ghasi.sms.v1.DeadLetterFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListDeadLettersResponse\x12.\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x18.ghasi.sms.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd4\x02\n\nDeadLetter\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x31\n\x07request\x18\x03 \x01(\x0b\x32 .ghasi.sms.v1.SendMessageRequest\x12,\n\x08\x61ttempts\x18\x04 \x03(\x0b\x32\x1a.ghasi.sms.v1.AttemptError\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\"\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x13.ghasi.sms.v1.Error\x12-\n\tdead_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11replay_message_id\x18\t \x01(\t\x12/\n\x0breplay_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x0c\x41ttemptError\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.ghasi.sms.v1.Error\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x18ReplayDeadLettersRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12.\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1e.ghasi.sms.v1.DeadLetterFilter\"H\n\x19ReplayDeadLettersResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.ghasi.sms.v1.ReplayResult\"W\n\x0cReplayResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x19\n\x11replay_message_id\x18\x02 \x01(\t\x12\x18\n\x10\x61lready_replayed\x18\x03 \x01(\x08\x32\xa2\x02\n\x0fSmsAdminService\x12~\n\x0fListDeadLetters\x12$.ghasi.sms.v1.ListDeadLettersRequest\x1a%.ghasi.sms.v1.ListDeadLettersResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/dead-letters\x12\x8e\x01\n\x11ReplayDeadLetters\x12&.ghasi.sms.v1.ReplayDeadLettersRequest\x1a\'.ghasi.sms.v1.ReplayDeadLettersResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/admin/dead-letters:replay:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ghasi/sms/v1/admin.proto\x12\x0cghasi.sms.v1\x1a\x16ghasi/sms/v1/sms.proto\x1a\x1cgoogle/api/annotations.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x10\x44\x65\x61\x64LetterFilter\x12\x11\n\ttenant_id\x18\x01 \x01(\t\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\x12\n\nerror_code\x18\x03 \x01(\t\x12\x14\n\x0cpending_only\x18\x04 \x01(\x08\"o\n\x16ListDeadLettersRequest\x12.\n\x06\x66ilter\x18\x01 \x01(\x0b\x32\x1e.ghasi.sms.v1.DeadLetterFilter\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"b\n\x17ListDeadLettersResponse\x12.\n\x0c\x64\x65\x61\x64_letters\x18\x01 \x03(\x0b\x32\x18.ghasi.sms.v1.DeadLetter\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xd4\x02\n\nDeadLetter\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x31\n\x07request\x18\x03 \x01(\x0b\x32 .ghasi.sms.v1.SendMessageRequest\x12,\n\x08\x61ttempts\x18\x04 \x03(\x0b\x32\x1a.ghasi.sms.v1.AttemptError\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05route\x18\x06 \x01(\t\x12\"\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x13.ghasi.sms.v1.Error\x12-\n\tdead_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11replay_message_id\x18\t \x01(\t\x12/\n\x0breplay_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x0c\x41ttemptError\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12\x10\n\x08provider\x18\x02 \x01(\t\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.ghasi.sms.v1.Error\x12.\n\noccur_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"_\n\x18ReplayDeadLettersRequest\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\t\x12.\n\x06\x66ilter\x18\x02 \x01(\x0b\x32\x1e.ghasi.sms.v1.DeadLetterFilter\"H\n\x19ReplayDeadLettersResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.ghasi.sms.v1.ReplayResult\"W\n\x0cReplayResult\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x19\n\x11replay_message_id\x18\x02 \x01(\t\x12\x18\n\x10\x61lready_replayed\x18\x03 \x01(\x08\"(\n\x16GetTenantLimitsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"u\n\x16SetTenantLimitsRequest\x12*\n\x06limits\x18\x01 \x01(\x0b\x32\x1a.ghasi.sms.v1.TenantLimits\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"\xd4\x01\n\x0cTenantLimits\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x11\n\ttenant_id\x18\x02 \x01(\t\x12\x17\n\x0frate_per_second\x18\x03 \x01(\x01\x12\r\n\x05\x62urst\x18\x04 \x01(\x05\x12\x1b\n\x13\x64\x61ily_segment_quota\x18\x05 \x01(\x03\x12\x1d\n\x15monthly_segment_quota\x18\x06 \x01(\x03\x12\x0e\n\x06weight\x18\x07 \x01(\x05\x12-\n\x0bquiet_hours\x18\x08 \x01(\x0b\x32\x18.ghasi.sms.v1.QuietHours\"(\n\nQuietHours\x12\r\n\x05start\x18\x01 \x01(\t\x12\x0b\n\x03\x65nd\x18\x02 \x01(\t2\xad\x04\n\x0fSmsAdminService\x12~\n\x0fListDeadLetters\x12$.ghasi.sms.v1.ListDeadLettersRequest\x1a%.ghasi.sms.v1.ListDeadLettersResponse\"\x1e\x82\xd3\xe4\x93\x02\x18\x12\x16/v1/admin/dead-letters\x12\x8e\x01\n\x11ReplayDeadLetters\x12&.ghasi.sms.v1.ReplayDeadLettersRequest\x1a\'.ghasi.sms.v1.ReplayDeadLettersResponse\"(\x82\xd3\xe4\x93\x02\"\"\x1d/v1/admin/dead-letters:replay:\x01*\x12~\n\x0fGetTenantLimits\x12$.ghasi.sms.v1.GetTenantLimitsRequest\x1a\x1a.ghasi.sms.v1.TenantLimits\")\x82\xd3\xe4\x93\x02#\x12!/v1/admin/tenants/{tenant}/limits\x12\x88\x01\n\x0fSetTenantLimits\x12$.ghasi.sms.v1.SetTenantLimitsRequest\x1a\x1a.ghasi.sms.v1.TenantLimits\"3\x82\xd3\xe4\x93\x02-\"(/v1/admin/tenants/{limits.tenant}/limits:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,22 +40,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SMSADMINSERVICE'].methods_by_name['ListDeadLetters']._serialized_options = b'\202\323\344\223\002\030\022\026/v1/admin/dead-letters'
   _globals['_SMSADMINSERVICE'].methods_by_name['ReplayDeadLetters']._loaded_options = None
   _globals['_SMSADMINSERVICE'].methods_by_name['ReplayDeadLetters']._serialized_options = b'\202\323\344\223\002\"\"\035/v1/admin/dead-letters:replay:\001*'
-  _globals['_DEADLETTERFILTER']._serialized_start=129
-  _globals['_DEADLETTERFILTER']._serialized_end=226
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=228
-  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=339
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=341
-  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=439
-  _globals['_DEADLETTER']._serialized_start=442
-  _globals['_DEADLETTER']._serialized_end=782
-  _globals['_ATTEMPTERROR']._serialized_start=785
-  _globals['_ATTEMPTERROR']._serialized_end=918
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=920
-  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=1015
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1017
-  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1089
-  _globals['_REPLAYRESULT']._serialized_start=1091
-  _globals['_REPLAYRESULT']._serialized_end=1178
-  _globals['_SMSADMINSERVICE']._serialized_start=1181
-  _globals['_SMSADMINSERVICE']._serialized_end=1471
+  _globals['_SMSADMINSERVICE'].methods_by_name['GetTenantLimits']._loaded_options = None
+  _globals['_SMSADMINSERVICE'].methods_by_name['GetTenantLimits']._serialized_options = b'\202\323\344\223\002#\022!/v1/admin/tenants/{tenant}/limits'
+  _globals['_SMSADMINSERVICE'].methods_by_name['SetTenantLimits']._loaded_options = None
+  _globals['_SMSADMINSERVICE'].methods_by_name['SetTenantLimits']._serialized_options = b'\202\323\344\223\002-\"(/v1/admin/tenants/{limits.tenant}/limits:\001*'
+  _globals['_DEADLETTERFILTER']._serialized_start=163
+  _globals['_DEADLETTERFILTER']._serialized_end=260
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_start=262
+  _globals['_LISTDEADLETTERSREQUEST']._serialized_end=373
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_start=375
+  _globals['_LISTDEADLETTERSRESPONSE']._serialized_end=473
+  _globals['_DEADLETTER']._serialized_start=476
+  _globals['_DEADLETTER']._serialized_end=816
+  _globals['_ATTEMPTERROR']._serialized_start=819
+  _globals['_ATTEMPTERROR']._serialized_end=952
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_start=954
+  _globals['_REPLAYDEADLETTERSREQUEST']._serialized_end=1049
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_start=1051
+  _globals['_REPLAYDEADLETTERSRESPONSE']._serialized_end=1123
+  _globals['_REPLAYRESULT']._serialized_start=1125
+  _globals['_REPLAYRESULT']._serialized_end=1212
+  _globals['_GETTENANTLIMITSREQUEST']._serialized_start=1214
+  _globals['_GETTENANTLIMITSREQUEST']._serialized_end=1254
+  _globals['_SETTENANTLIMITSREQUEST']._serialized_start=1256
+  _globals['_SETTENANTLIMITSREQUEST']._serialized_end=1373
+  _globals['_TENANTLIMITS']._serialized_start=1376
+  _globals['_TENANTLIMITS']._serialized_end=1588
+  _globals['_QUIETHOURS']._serialized_start=1590
+  _globals['_QUIETHOURS']._serialized_end=1630
+  _globals['_SMSADMINSERVICE']._serialized_start=1633
+  _globals['_SMSADMINSERVICE']._serialized_end=2190
 # @@protoc_insertion_point(module_scope)

@@ -99,6 +99,11 @@ class SmsServiceStub:
                 request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesRequest.SerializeToString,
                 response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesResponse.FromString,
                 _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/ghasi.sms.v1.SmsService/GetUsage',
+                request_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.Usage.FromString,
+                _registered_method=True)
 
 
 class SmsServiceServicer:
@@ -205,6 +210,14 @@ class SmsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetUsage(self, request, context):
+        """The caller's segment quotas (today's and this month's usage, the limits
+        and when each period resets) and its rate limit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SmsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -262,6 +275,11 @@ def add_SmsServiceServicer_to_server(servicer, server):
                     servicer.ListWebhookDeliveries,
                     request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesRequest.FromString,
                     response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.GetUsageRequest.FromString,
+                    response_serializer=ghasi_dot_sms_dot_v1_dot_sms__pb2.Usage.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -570,6 +588,33 @@ class SmsService:
             '/ghasi.sms.v1.SmsService/ListWebhookDeliveries',
             ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesRequest.SerializeToString,
             ghasi_dot_sms_dot_v1_dot_sms__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ghasi.sms.v1.SmsService/GetUsage',
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.GetUsageRequest.SerializeToString,
+            ghasi_dot_sms_dot_v1_dot_sms__pb2.Usage.FromString,
             options,
             channel_credentials,
             insecure,

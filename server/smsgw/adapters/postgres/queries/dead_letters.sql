@@ -34,9 +34,10 @@ WITH inserted AS (
     FROM unnest($1::uuid[], $2::uuid[]) AS t(original_id, new_id)
     JOIN messages m ON m.id = t.original_id
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-    RETURNING id, tenant_id, client_reference
+    RETURNING id, tenant_id, client_reference, traffic_class
 ), outboxed AS (
-    INSERT INTO outbox (message_id, due_at) SELECT id, now() FROM inserted
+    INSERT INTO outbox (message_id, tenant_id, lane, due_at)
+    SELECT id, tenant_id, {{lane_of:traffic_class}}, now() FROM inserted
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, client_reference)
     SELECT id, tenant_id, {{status:QUEUED}}, client_reference FROM inserted

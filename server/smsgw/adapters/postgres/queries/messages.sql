@@ -6,22 +6,26 @@
 WITH input AS (
     SELECT *
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[])
+                $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[],
+                $13::timestamptz[], $14::timestamptz[], $15::smallint[])
         AS t(id, idempotency_key, fingerprint, to_number, body, sender,
-             encoding, segments, client_reference, metadata, traffic_class)
+             encoding, segments, client_reference, metadata, traffic_class,
+             send_at, expire_at, lane)
 ), inserted AS (
     INSERT INTO messages (id, tenant_id, idempotency_key, fingerprint, to_number, body, sender,
                           encoding, segments, status, client_reference, metadata,
-                          traffic_class, created_at, updated_at)
+                          traffic_class, send_at, expire_at, created_at, updated_at)
     SELECT id, $1, idempotency_key, fingerprint, to_number, body, sender,
            encoding, segments, {{status:QUEUED}}, client_reference, metadata::jsonb, traffic_class,
-           now(), now()
+           send_at, expire_at, now(), now()
     FROM input
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-    RETURNING id, client_reference, created_at
+    RETURNING id, client_reference, created_at, send_at, expire_at
 ), outboxed AS (
-    INSERT INTO outbox (message_id, due_at)
-    SELECT id, now() FROM inserted
+    -- A scheduled message is due at its send time; the lane comes from its class.
+    INSERT INTO outbox (message_id, tenant_id, lane, due_at, expire_at)
+    SELECT i.id, $1, t.lane, COALESCE(i.send_at, now()), i.expire_at
+    FROM inserted i JOIN input t ON t.id = i.id
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, client_reference)
     SELECT id, $1, {{status:QUEUED}}, client_reference FROM inserted
@@ -47,6 +51,7 @@ WHERE tenant_id = $1
   AND ($4::timestamptz IS NULL OR created_at >= $4)
   AND ($5::timestamptz IS NULL OR created_at < $5)
   AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+  AND (NOT $9::boolean OR (status = {{status:QUEUED}} AND send_at > now()))
 ORDER BY created_at DESC, id DESC
 LIMIT $8;
 

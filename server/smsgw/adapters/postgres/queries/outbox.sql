@@ -23,7 +23,7 @@ WITH due AS (
     WHERE m.id = p.id
       AND (p.status IN {{can_move_to:SENDING}} OR p.status = {{status:SENDING}})
     RETURNING m.id, m.tenant_id, m.to_number, m.body, m.sender, m.attempts,
-              m.client_reference, m.created_at, m.encoding, m.traffic_class,
+              m.client_reference, m.created_at, m.encoding, m.traffic_class, m.expire_at,
               p.status AS previous_status
 ), evented AS (
     INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,

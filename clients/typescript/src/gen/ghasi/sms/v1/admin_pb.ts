@@ -7,15 +7,15 @@ import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2
 import type { Error, SendMessageRequest } from "./sms_pb.js";
 import { file_ghasi_sms_v1_sms } from "./sms_pb.js";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { FieldMask, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_field_mask, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file ghasi/sms/v1/admin.proto.
  */
 export const file_ghasi_sms_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChhnaGFzaS9zbXMvdjEvYWRtaW4ucHJvdG8SDGdoYXNpLnNtcy52MSJhChBEZWFkTGV0dGVyRmlsdGVyEhEKCXRlbmFudF9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEhQKDHBlbmRpbmdfb25seRgEIAEoCCJvChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0Ei4KBmZpbHRlchgBIAEoCzIeLmdoYXNpLnNtcy52MS5EZWFkTGV0dGVyRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImIKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEi4KDGRlYWRfbGV0dGVycxgBIAMoCzIYLmdoYXNpLnNtcy52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLUAgoKRGVhZExldHRlchISCgptZXNzYWdlX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIxCgdyZXF1ZXN0GAMgASgLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBIsCghhdHRlbXB0cxgEIAMoCzIaLmdoYXNpLnNtcy52MS5BdHRlbXB0RXJyb3ISEAoIcHJvdmlkZXIYBSABKAkSDQoFcm91dGUYBiABKAkSIgoFZXJyb3IYByABKAsyEy5naGFzaS5zbXMudjEuRXJyb3ISLQoJZGVhZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXBsYXlfbWVzc2FnZV9pZBgJIAEoCRIvCgtyZXBsYXlfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKDEF0dGVtcHRFcnJvchIPCgdhdHRlbXB0GAEgASgFEhAKCHByb3ZpZGVyGAIgASgJEiIKBWVycm9yGAMgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEi4KCm9jY3VyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KGFJlcGxheURlYWRMZXR0ZXJzUmVxdWVzdBITCgttZXNzYWdlX2lkcxgBIAMoCRIuCgZmaWx0ZXIYAiABKAsyHi5naGFzaS5zbXMudjEuRGVhZExldHRlckZpbHRlciJIChlSZXBsYXlEZWFkTGV0dGVyc1Jlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi5naGFzaS5zbXMudjEuUmVwbGF5UmVzdWx0IlcKDFJlcGxheVJlc3VsdBISCgptZXNzYWdlX2lkGAEgASgJEhkKEXJlcGxheV9tZXNzYWdlX2lkGAIgASgJEhgKEGFscmVhZHlfcmVwbGF5ZWQYAyABKAgyogIKD1Ntc0FkbWluU2VydmljZRJ+Cg9MaXN0RGVhZExldHRlcnMSJC5naGFzaS5zbXMudjEuTGlzdERlYWRMZXR0ZXJzUmVxdWVzdBolLmdoYXNpLnNtcy52MS5MaXN0RGVhZExldHRlcnNSZXNwb25zZSIegtPkkwIYEhYvdjEvYWRtaW4vZGVhZC1sZXR0ZXJzEo4BChFSZXBsYXlEZWFkTGV0dGVycxImLmdoYXNpLnNtcy52MS5SZXBsYXlEZWFkTGV0dGVyc1JlcXVlc3QaJy5naGFzaS5zbXMudjEuUmVwbGF5RGVhZExldHRlcnNSZXNwb25zZSIogtPkkwIiOgEqIh0vdjEvYWRtaW4vZGVhZC1sZXR0ZXJzOnJlcGxheWIGcHJvdG8z", [file_ghasi_sms_v1_sms, file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("ChhnaGFzaS9zbXMvdjEvYWRtaW4ucHJvdG8SDGdoYXNpLnNtcy52MSJhChBEZWFkTGV0dGVyRmlsdGVyEhEKCXRlbmFudF9pZBgBIAEoCRIQCghwcm92aWRlchgCIAEoCRISCgplcnJvcl9jb2RlGAMgASgJEhQKDHBlbmRpbmdfb25seRgEIAEoCCJvChZMaXN0RGVhZExldHRlcnNSZXF1ZXN0Ei4KBmZpbHRlchgBIAEoCzIeLmdoYXNpLnNtcy52MS5EZWFkTGV0dGVyRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJImIKF0xpc3REZWFkTGV0dGVyc1Jlc3BvbnNlEi4KDGRlYWRfbGV0dGVycxgBIAMoCzIYLmdoYXNpLnNtcy52MS5EZWFkTGV0dGVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLUAgoKRGVhZExldHRlchISCgptZXNzYWdlX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIxCgdyZXF1ZXN0GAMgASgLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBIsCghhdHRlbXB0cxgEIAMoCzIaLmdoYXNpLnNtcy52MS5BdHRlbXB0RXJyb3ISEAoIcHJvdmlkZXIYBSABKAkSDQoFcm91dGUYBiABKAkSIgoFZXJyb3IYByABKAsyEy5naGFzaS5zbXMudjEuRXJyb3ISLQoJZGVhZF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFyZXBsYXlfbWVzc2FnZV9pZBgJIAEoCRIvCgtyZXBsYXlfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKDEF0dGVtcHRFcnJvchIPCgdhdHRlbXB0GAEgASgFEhAKCHByb3ZpZGVyGAIgASgJEiIKBWVycm9yGAMgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEi4KCm9jY3VyX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl8KGFJlcGxheURlYWRMZXR0ZXJzUmVxdWVzdBITCgttZXNzYWdlX2lkcxgBIAMoCRIuCgZmaWx0ZXIYAiABKAsyHi5naGFzaS5zbXMudjEuRGVhZExldHRlckZpbHRlciJIChlSZXBsYXlEZWFkTGV0dGVyc1Jlc3BvbnNlEisKB3Jlc3VsdHMYASADKAsyGi5naGFzaS5zbXMudjEuUmVwbGF5UmVzdWx0IlcKDFJlcGxheVJlc3VsdBISCgptZXNzYWdlX2lkGAEgASgJEhkKEXJlcGxheV9tZXNzYWdlX2lkGAIgASgJEhgKEGFscmVhZHlfcmVwbGF5ZWQYAyABKAgiKAoWR2V0VGVuYW50TGltaXRzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkidQoWU2V0VGVuYW50TGltaXRzUmVxdWVzdBIqCgZsaW1pdHMYASABKAsyGi5naGFzaS5zbXMudjEuVGVuYW50TGltaXRzEi8KC3VwZGF0ZV9tYXNrGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayLUAQoMVGVuYW50TGltaXRzEg4KBnRlbmFudBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSFwoPcmF0ZV9wZXJfc2Vjb25kGAMgASgBEg0KBWJ1cnN0GAQgASgFEhsKE2RhaWx5X3NlZ21lbnRfcXVvdGEYBSABKAMSHQoVbW9udGhseV9zZWdtZW50X3F1b3RhGAYgASgDEg4KBndlaWdodBgHIAEoBRItCgtxdWlldF9ob3VycxgIIAEoCzIYLmdoYXNpLnNtcy52MS5RdWlldEhvdXJzIigKClF1aWV0SG91cnMSDQoFc3RhcnQYASABKAkSCwoDZW5kGAIgASgJMq0ECg9TbXNBZG1pblNlcnZpY2USfgoPTGlzdERlYWRMZXR0ZXJzEiQuZ2hhc2kuc21zLnYxLkxpc3REZWFkTGV0dGVyc1JlcXVlc3QaJS5naGFzaS5zbXMudjEuTGlzdERlYWRMZXR0ZXJzUmVzcG9uc2UiHoLT5JMCGBIWL3YxL2FkbWluL2RlYWQtbGV0dGVycxKOAQoRUmVwbGF5RGVhZExldHRlcnMSJi5naGFzaS5zbXMudjEuUmVwbGF5RGVhZExldHRlcnNSZXF1ZXN0GicuZ2hhc2kuc21zLnYxLlJlcGxheURlYWRMZXR0ZXJzUmVzcG9uc2UiKILT5JMCIjoBKiIdL3YxL2FkbWluL2RlYWQtbGV0dGVyczpyZXBsYXkSfgoPR2V0VGVuYW50TGltaXRzEiQuZ2hhc2kuc21zLnYxLkdldFRlbmFudExpbWl0c1JlcXVlc3QaGi5naGFzaS5zbXMudjEuVGVuYW50TGltaXRzIimC0+STAiMSIS92MS9hZG1pbi90ZW5hbnRzL3t0ZW5hbnR9L2xpbWl0cxKIAQoPU2V0VGVuYW50TGltaXRzEiQuZ2hhc2kuc21zLnYxLlNldFRlbmFudExpbWl0c1JlcXVlc3QaGi5naGFzaS5zbXMudjEuVGVuYW50TGltaXRzIjOC0+STAi06ASoiKC92MS9hZG1pbi90ZW5hbnRzL3tsaW1pdHMudGVuYW50fS9saW1pdHNiBnByb3RvMw", [file_ghasi_sms_v1_sms, file_google_api_annotations, file_google_protobuf_field_mask, file_google_protobuf_timestamp]);
 
 /**
  * Narrows the dead letters a call applies to; empty fields match anything.
@@ -288,6 +288,149 @@ export const ReplayResultSchema: GenMessage<ReplayResult> = /*@__PURE__*/
   messageDesc(file_ghasi_sms_v1_admin, 7);
 
 /**
+ * @generated from message ghasi.sms.v1.GetTenantLimitsRequest
+ */
+export type GetTenantLimitsRequest = Message<"ghasi.sms.v1.GetTenantLimitsRequest"> & {
+  /**
+   * The tenant's name or id.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.GetTenantLimitsRequest.
+ * Use `create(GetTenantLimitsRequestSchema)` to create a new message.
+ */
+export const GetTenantLimitsRequestSchema: GenMessage<GetTenantLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_admin, 8);
+
+/**
+ * @generated from message ghasi.sms.v1.SetTenantLimitsRequest
+ */
+export type SetTenantLimitsRequest = Message<"ghasi.sms.v1.SetTenantLimitsRequest"> & {
+  /**
+   * limits.tenant names the tenant (name or id).
+   *
+   * @generated from field: ghasi.sms.v1.TenantLimits limits = 1;
+   */
+  limits?: TenantLimits | undefined;
+
+  /**
+   * Which fields of limits to change, e.g. "rate_per_second,burst".
+   *
+   * @generated from field: google.protobuf.FieldMask update_mask = 2;
+   */
+  updateMask?: FieldMask | undefined;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.SetTenantLimitsRequest.
+ * Use `create(SetTenantLimitsRequestSchema)` to create a new message.
+ */
+export const SetTenantLimitsRequestSchema: GenMessage<SetTenantLimitsRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_admin, 9);
+
+/**
+ * A tenant's traffic policy. Zero means "no limit" for every limit.
+ *
+ * @generated from message ghasi.sms.v1.TenantLimits
+ */
+export type TenantLimits = Message<"ghasi.sms.v1.TenantLimits"> & {
+  /**
+   * The tenant's name or id (in responses: its name).
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * Messages per second accepted, averaged, across every replica.
+   *
+   * @generated from field: double rate_per_second = 3;
+   */
+  ratePerSecond: number;
+
+  /**
+   * Messages that may arrive at once above the rate (0: one second's worth).
+   *
+   * @generated from field: int32 burst = 4;
+   */
+  burst: number;
+
+  /**
+   * Segments accepted per day (UTC).
+   *
+   * @generated from field: int64 daily_segment_quota = 5;
+   */
+  dailySegmentQuota: bigint;
+
+  /**
+   * Segments accepted per calendar month (UTC).
+   *
+   * @generated from field: int64 monthly_segment_quota = 6;
+   */
+  monthlySegmentQuota: bigint;
+
+  /**
+   * The tenant's share within a priority lane relative to other tenants
+   * with work waiting (default 1).
+   *
+   * @generated from field: int32 weight = 7;
+   */
+  weight: number;
+
+  /**
+   * Marketing is not sent inside this window of the recipient's local time.
+   *
+   * @generated from field: ghasi.sms.v1.QuietHours quiet_hours = 8;
+   */
+  quietHours?: QuietHours | undefined;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.TenantLimits.
+ * Use `create(TenantLimitsSchema)` to create a new message.
+ */
+export const TenantLimitsSchema: GenMessage<TenantLimits> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_admin, 10);
+
+/**
+ * A daily window in the recipient's local time, e.g. start "21:00", end
+ * "08:00" (it may cross midnight). Empty start and end: no quiet hours.
+ *
+ * @generated from message ghasi.sms.v1.QuietHours
+ */
+export type QuietHours = Message<"ghasi.sms.v1.QuietHours"> & {
+  /**
+   * "HH:MM", 24-hour.
+   *
+   * @generated from field: string start = 1;
+   */
+  start: string;
+
+  /**
+   * "HH:MM", 24-hour; the window ends just before it.
+   *
+   * @generated from field: string end = 2;
+   */
+  end: string;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.QuietHours.
+ * Use `create(QuietHoursSchema)` to create a new message.
+ */
+export const QuietHoursSchema: GenMessage<QuietHours> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_admin, 11);
+
+/**
  * SmsAdminService is for operators, across tenants. It needs an API key with
  * the `admin` scope (`smsgw key create --tenant NAME --scope admin`); a key
  * without it gets PERMISSION_DENIED.
@@ -316,6 +459,29 @@ export const SmsAdminService: GenService<{
     methodKind: "unary";
     input: typeof ReplayDeadLettersRequestSchema;
     output: typeof ReplayDeadLettersResponseSchema;
+  },
+  /**
+   * A tenant's traffic policy: rate limit, quotas, fairness weight and quiet
+   * hours.
+   *
+   * @generated from rpc ghasi.sms.v1.SmsAdminService.GetTenantLimits
+   */
+  getTenantLimits: {
+    methodKind: "unary";
+    input: typeof GetTenantLimitsRequestSchema;
+    output: typeof TenantLimitsSchema;
+  },
+  /**
+   * Changes a tenant's traffic policy at run time: every replica applies it
+   * within seconds, no restart. Only the fields named in update_mask change
+   * (every field when it is empty).
+   *
+   * @generated from rpc ghasi.sms.v1.SmsAdminService.SetTenantLimits
+   */
+  setTenantLimits: {
+    methodKind: "unary";
+    input: typeof SetTenantLimitsRequestSchema;
+    output: typeof TenantLimitsSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ghasi_sms_v1_admin, 0);

@@ -5,8 +5,8 @@
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../../google/api/annotations_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { Message as Message$1 } from "@bufbuild/protobuf";
@@ -15,7 +15,7 @@ import type { Message as Message$1 } from "@bufbuild/protobuf";
  * Describes the file ghasi/sms/v1/sms.proto.
  */
 export const file_ghasi_sms_v1_sms: GenFile = /*@__PURE__*/
-  fileDesc("ChZnaGFzaS9zbXMvdjEvc21zLnByb3RvEgxnaGFzaS5zbXMudjEiKgoFRXJyb3ISDAoEY29kZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSKvBQoHTWVzc2FnZRIKCgJpZBgBIAEoCRIKCgJ0bxgCIAEoCRIMCgRib2R5GAMgASgJEg4KBnNlbmRlchgEIAEoCRIoCghlbmNvZGluZxgFIAEoDjIWLmdoYXNpLnNtcy52MS5FbmNvZGluZxIQCghzZWdtZW50cxgGIAEoBRIrCgZzdGF0dXMYByABKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIQCghhdHRlbXB0cxgIIAEoBRIQCghwcm92aWRlchgJIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAogASgJEiIKBWVycm9yGAsgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEhgKEGNsaWVudF9yZWZlcmVuY2UYDCABKAkSNQoIbWV0YWRhdGEYDSADKAsyIy5naGFzaS5zbXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5EhcKD2lkZW1wb3RlbmN5X2tleRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbnRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZGVsaXZlcmVkX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXRyYWZmaWNfY2xhc3MYEyABKA4yGi5naGFzaS5zbXMudjEuVHJhZmZpY0NsYXNzEg0KBXJvdXRlGBQgASgJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKXAgoSU2VuZE1lc3NhZ2VSZXF1ZXN0EgoKAnRvGAEgASgJEgwKBGJvZHkYAiABKAkSDgoGc2VuZGVyGAMgASgJEhgKEGNsaWVudF9yZWZlcmVuY2UYBCABKAkSQAoIbWV0YWRhdGEYBSADKAsyLi5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEjEKDXRyYWZmaWNfY2xhc3MYByABKA4yGi5naGFzaS5zbXMudjEuVHJhZmZpY0NsYXNzGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJGChNTZW5kTWVzc2FnZXNSZXF1ZXN0Ei8KBWl0ZW1zGAEgAygLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdCJIChRTZW5kTWVzc2FnZXNSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8uZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVzdWx0IpUBChFTZW5kTWVzc2FnZVJlc3VsdBINCgVpbmRleBgBIAEoAxIYChBjbGllbnRfcmVmZXJlbmNlGAIgASgJEigKB21lc3NhZ2UYAyABKAsyFS5naGFzaS5zbXMudjEuTWVzc2FnZUgAEiMKBWVycm9yGAQgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIICgZyZXN1bHQiTgoYQmF0Y2hTZW5kTWVzc2FnZXNSZXF1ZXN0EjIKCHJlcXVlc3RzGAEgAygLMiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdCJNChlCYXRjaFNlbmRNZXNzYWdlc1Jlc3BvbnNlEjAKB3Jlc3VsdHMYASADKAsyHy5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXN1bHQiHwoRR2V0TWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAki4wEKE0xpc3RNZXNzYWdlc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSLQoIc3RhdHVzZXMYAyADKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIKCgJ0bxgEIAEoCRI1ChFjcmVhdGVfdGltZV9zdGFydBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMwoPY3JlYXRlX3RpbWVfZW5kGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChRMaXN0TWVzc2FnZXNSZXNwb25zZRInCghtZXNzYWdlcxgBIAMoCzIVLmdoYXNpLnNtcy52MS5NZXNzYWdlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJGChlXYXRjaE1lc3NhZ2VTdGF0dXNSZXF1ZXN0EhMKC21lc3NhZ2VfaWRzGAEgAygJEhQKDGFmdGVyX2N1cnNvchgCIAEoCSKlAQoaV2F0Y2hNZXNzYWdlU3RhdHVzUmVzcG9uc2USKgoFZXZlbnQYASABKAsyGS5naGFzaS5zbXMudjEuU3RhdHVzRXZlbnRIABIsCgloZWFydGJlYXQYAiABKAsyFy5naGFzaS5zbXMudjEuSGVhcnRiZWF0SAASJQoDZW5kGAMgASgLMhYuZ2hhc2kuc21zLnYxLldhdGNoRW5kSABCBgoEa2luZCLCAgoLU3RhdHVzRXZlbnQSDgoGY3Vyc29yGAEgASgJEhIKCm1lc3NhZ2VfaWQYAiABKAkSKwoGc3RhdHVzGAMgASgOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSNAoPcHJldmlvdXNfc3RhdHVzGAQgASgOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSLgoKb2NjdXJfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASIgoFZXJyb3IYBiABKAsyEy5naGFzaS5zbXMudjEuRXJyb3ISEAoIcHJvdmlkZXIYByABKAkSGwoTcHJvdmlkZXJfbWVzc2FnZV9pZBgIIAEoCRIPCgdhdHRlbXB0GAkgASgFEhgKEGNsaWVudF9yZWZlcmVuY2UYCiABKAkiTAoJSGVhcnRiZWF0Eg4KBmN1cnNvchgBIAEoCRIvCgtzZXJ2ZXJfdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiSAoIV2F0Y2hFbmQSLAoGcmVhc29uGAEgASgOMhwuZ2hhc2kuc21zLnYxLldhdGNoRW5kUmVhc29uEg4KBmN1cnNvchgCIAEoCSIiChRDYW5jZWxNZXNzYWdlUmVxdWVzdBIKCgJpZBgBIAEoCSLEAQoPV2ViaG9va0VuZHBvaW50EgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRItCghzdGF0dXNlcxgDIAMoDjIbLmdoYXNpLnNtcy52MS5NZXNzYWdlU3RhdHVzEg8KB2VuYWJsZWQYBCABKAgSFwoPZGlzYWJsZWRfcmVhc29uGAUgASgJEg4KBnNlY3JldBgGIAEoCRIvCgtjcmVhdGVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiWgocQ3JlYXRlV2ViaG9va0VuZHBvaW50UmVxdWVzdBILCgN1cmwYASABKAkSLQoIc3RhdHVzZXMYAiADKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cyIdChtMaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QiUAocTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZRIwCgllbmRwb2ludHMYASADKAsyHS5naGFzaS5zbXMudjEuV2ViaG9va0VuZHBvaW50IioKHERlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCgoCaWQYASABKAki4AEKD1dlYmhvb2tEZWxpdmVyeRIQCghldmVudF9pZBgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEisKBnN0YXR1cxgDIAEoDjIbLmdoYXNpLnNtcy52MS5NZXNzYWdlU3RhdHVzEg8KB2F0dGVtcHQYBCABKAUSEwoLaHR0cF9zdGF0dXMYBSABKAUSDQoFZXJyb3IYBiABKAkSEwoLZHVyYXRpb25fbXMYByABKAUSMAoMYXR0ZW1wdF90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJGChxMaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0EhMKC2VuZHBvaW50X2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBSJSCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRIxCgpkZWxpdmVyaWVzGAEgAygLMh0uZ2hhc2kuc21zLnYxLldlYmhvb2tEZWxpdmVyeSquAgoNTWVzc2FnZVN0YXR1cxIeChpNRVNTQUdFX1NUQVRVU19VTlNQRUNJRklFRBAAEhkKFU1FU1NBR0VfU1RBVFVTX1FVRVVFRBABEhoKFk1FU1NBR0VfU1RBVFVTX1NFTkRJTkcQAhIXChNNRVNTQUdFX1NUQVRVU19TRU5UEAMSHAoYTUVTU0FHRV9TVEFUVVNfREVMSVZFUkVEEAQSHgoaTUVTU0FHRV9TVEFUVVNfVU5ERUxJVkVSRUQQBRIZChVNRVNTQUdFX1NUQVRVU19GQUlMRUQQBhIbChdNRVNTQUdFX1NUQVRVU19DQU5DRUxFRBAHEhoKFk1FU1NBR0VfU1RBVFVTX0VYUElSRUQQCBIbChdNRVNTQUdFX1NUQVRVU19SRUpFQ1RFRBAJKkoKCEVuY29kaW5nEhgKFEVOQ09ESU5HX1VOU1BFQ0lGSUVEEAASEQoNRU5DT0RJTkdfR1NNNxABEhEKDUVOQ09ESU5HX1VDUzIQAiqCAQoMVHJhZmZpY0NsYXNzEh0KGVRSQUZGSUNfQ0xBU1NfVU5TUEVDSUZJRUQQABIfChtUUkFGRklDX0NMQVNTX1RSQU5TQUNUSU9OQUwQARIVChFUUkFGRklDX0NMQVNTX09UUBACEhsKF1RSQUZGSUNfQ0xBU1NfTUFSS0VUSU5HEAMqeAoOV2F0Y2hFbmRSZWFzb24SIAocV0FUQ0hfRU5EX1JFQVNPTl9VTlNQRUNJRklFRBAAEh4KGldBVENIX0VORF9SRUFTT05fQUxMX0ZJTkFMEAESJAogV0FUQ0hfRU5EX1JFQVNPTl9TRVJWRVJfU0hVVERPV04QAjLfCgoKU21zU2VydmljZRJfCgtTZW5kTWVzc2FnZRIgLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZVJlcXVlc3QaFS5naGFzaS5zbXMudjEuTWVzc2FnZSIXgtPkkwIROgEqIgwvdjEvbWVzc2FnZXMSWQoMU2VuZE1lc3NhZ2VzEiEuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlc1JlcXVlc3QaIi5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VzUmVzcG9uc2UoATABEocBChFCYXRjaFNlbmRNZXNzYWdlcxImLmdoYXNpLnNtcy52MS5CYXRjaFNlbmRNZXNzYWdlc1JlcXVlc3QaJy5naGFzaS5zbXMudjEuQmF0Y2hTZW5kTWVzc2FnZXNSZXNwb25zZSIhgtPkkwIbOgEqIhYvdjEvbWVzc2FnZXM6YmF0Y2hTZW5kEl8KCkdldE1lc3NhZ2USHy5naGFzaS5zbXMudjEuR2V0TWVzc2FnZVJlcXVlc3QaFS5naGFzaS5zbXMudjEuTWVzc2FnZSIZgtPkkwITEhEvdjEvbWVzc2FnZXMve2lkfRJrCgxMaXN0TWVzc2FnZXMSIS5naGFzaS5zbXMudjEuTGlzdE1lc3NhZ2VzUmVxdWVzdBoiLmdoYXNpLnNtcy52MS5MaXN0TWVzc2FnZXNSZXNwb25zZSIUgtPkkwIOEgwvdjEvbWVzc2FnZXMShQEKEldhdGNoTWVzc2FnZVN0YXR1cxInLmdoYXNpLnNtcy52MS5XYXRjaE1lc3NhZ2VTdGF0dXNSZXF1ZXN0GiguZ2hhc2kuc21zLnYxLldhdGNoTWVzc2FnZVN0YXR1c1Jlc3BvbnNlIhqC0+STAhQSEi92MS9tZXNzYWdlczp3YXRjaDABEm8KDUNhbmNlbE1lc3NhZ2USIi5naGFzaS5zbXMudjEuQ2FuY2VsTWVzc2FnZVJlcXVlc3QaFS5naGFzaS5zbXMudjEuTWVzc2FnZSIjgtPkkwIdOgEqIhgvdjEvbWVzc2FnZXMve2lkfTpjYW5jZWwSgwEKFUNyZWF0ZVdlYmhvb2tFbmRwb2ludBIqLmdoYXNpLnNtcy52MS5DcmVhdGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0Gh0uZ2hhc2kuc21zLnYxLldlYmhvb2tFbmRwb2ludCIfgtPkkwIZOgEqIhQvdjEvd2ViaG9va0VuZHBvaW50cxKLAQoUTGlzdFdlYmhvb2tFbmRwb2ludHMSKS5naGFzaS5zbXMudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0GiouZ2hhc2kuc21zLnYxLkxpc3RXZWJob29rRW5kcG9pbnRzUmVzcG9uc2UiHILT5JMCFhIUL3YxL3dlYmhvb2tFbmRwb2ludHMShQEKFURlbGV0ZVdlYmhvb2tFbmRwb2ludBIqLmdoYXNpLnNtcy52MS5EZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0Gh0uZ2hhc2kuc21zLnYxLldlYmhvb2tFbmRwb2ludCIhgtPkkwIbKhkvdjEvd2ViaG9va0VuZHBvaW50cy97aWR9EqcBChVMaXN0V2ViaG9va0RlbGl2ZXJpZXMSKi5naGFzaS5zbXMudjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBorLmdoYXNpLnNtcy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZSI1gtPkkwIvEi0vdjEvd2ViaG9va0VuZHBvaW50cy97ZW5kcG9pbnRfaWR9L2RlbGl2ZXJpZXNiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp, file_google_rpc_status]);
+  fileDesc("ChZnaGFzaS9zbXMvdjEvc21zLnByb3RvEgxnaGFzaS5zbXMudjEiKgoFRXJyb3ISDAoEY29kZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSKPBgoHTWVzc2FnZRIKCgJpZBgBIAEoCRIKCgJ0bxgCIAEoCRIMCgRib2R5GAMgASgJEg4KBnNlbmRlchgEIAEoCRIoCghlbmNvZGluZxgFIAEoDjIWLmdoYXNpLnNtcy52MS5FbmNvZGluZxIQCghzZWdtZW50cxgGIAEoBRIrCgZzdGF0dXMYByABKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIQCghhdHRlbXB0cxgIIAEoBRIQCghwcm92aWRlchgJIAEoCRIbChNwcm92aWRlcl9tZXNzYWdlX2lkGAogASgJEiIKBWVycm9yGAsgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEhgKEGNsaWVudF9yZWZlcmVuY2UYDCABKAkSNQoIbWV0YWRhdGEYDSADKAsyIy5naGFzaS5zbXMudjEuTWVzc2FnZS5NZXRhZGF0YUVudHJ5EhcKD2lkZW1wb3RlbmN5X2tleRgOIAEoCRIvCgtjcmVhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi0KCXNlbnRfdGltZRgRIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZGVsaXZlcmVkX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjEKDXRyYWZmaWNfY2xhc3MYEyABKA4yGi5naGFzaS5zbXMudjEuVHJhZmZpY0NsYXNzEg0KBXJvdXRlGBQgASgJEi0KCXNlbmRfdGltZRgVIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYFiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKfAwoSU2VuZE1lc3NhZ2VSZXF1ZXN0EgoKAnRvGAEgASgJEgwKBGJvZHkYAiABKAkSDgoGc2VuZGVyGAMgASgJEhgKEGNsaWVudF9yZWZlcmVuY2UYBCABKAkSQAoIbWV0YWRhdGEYBSADKAsyLi5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VSZXF1ZXN0Lk1ldGFkYXRhRW50cnkSFwoPaWRlbXBvdGVuY3lfa2V5GAYgASgJEjEKDXRyYWZmaWNfY2xhc3MYByABKA4yGi5naGFzaS5zbXMudjEuVHJhZmZpY0NsYXNzEi0KCXNlbmRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZXhwaXJlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiYKA3R0bBgKIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRgoTU2VuZE1lc3NhZ2VzUmVxdWVzdBIvCgVpdGVtcxgBIAMoCzIgLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZVJlcXVlc3QiSAoUU2VuZE1lc3NhZ2VzUmVzcG9uc2USMAoHcmVzdWx0cxgBIAMoCzIfLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZVJlc3VsdCKVAQoRU2VuZE1lc3NhZ2VSZXN1bHQSDQoFaW5kZXgYASABKAMSGAoQY2xpZW50X3JlZmVyZW5jZRgCIAEoCRIoCgdtZXNzYWdlGAMgASgLMhUuZ2hhc2kuc21zLnYxLk1lc3NhZ2VIABIjCgVlcnJvchgEIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCCAoGcmVzdWx0Ik4KGEJhdGNoU2VuZE1lc3NhZ2VzUmVxdWVzdBIyCghyZXF1ZXN0cxgBIAMoCzIgLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZVJlcXVlc3QiTQoZQmF0Y2hTZW5kTWVzc2FnZXNSZXNwb25zZRIwCgdyZXN1bHRzGAEgAygLMh8uZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVzdWx0Ih8KEUdldE1lc3NhZ2VSZXF1ZXN0EgoKAmlkGAEgASgJIvsBChNMaXN0TWVzc2FnZXNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEi0KCHN0YXR1c2VzGAMgAygOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMSCgoCdG8YBCABKAkSNQoRY3JlYXRlX3RpbWVfc3RhcnQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjMKD2NyZWF0ZV90aW1lX2VuZBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOc2NoZWR1bGVkX29ubHkYByABKAgiWAoUTGlzdE1lc3NhZ2VzUmVzcG9uc2USJwoIbWVzc2FnZXMYASADKAsyFS5naGFzaS5zbXMudjEuTWVzc2FnZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRgoZV2F0Y2hNZXNzYWdlU3RhdHVzUmVxdWVzdBITCgttZXNzYWdlX2lkcxgBIAMoCRIUCgxhZnRlcl9jdXJzb3IYAiABKAkipQEKGldhdGNoTWVzc2FnZVN0YXR1c1Jlc3BvbnNlEioKBWV2ZW50GAEgASgLMhkuZ2hhc2kuc21zLnYxLlN0YXR1c0V2ZW50SAASLAoJaGVhcnRiZWF0GAIgASgLMhcuZ2hhc2kuc21zLnYxLkhlYXJ0YmVhdEgAEiUKA2VuZBgDIAEoCzIWLmdoYXNpLnNtcy52MS5XYXRjaEVuZEgAQgYKBGtpbmQiwgIKC1N0YXR1c0V2ZW50Eg4KBmN1cnNvchgBIAEoCRISCgptZXNzYWdlX2lkGAIgASgJEisKBnN0YXR1cxgDIAEoDjIbLmdoYXNpLnNtcy52MS5NZXNzYWdlU3RhdHVzEjQKD3ByZXZpb3VzX3N0YXR1cxgEIAEoDjIbLmdoYXNpLnNtcy52MS5NZXNzYWdlU3RhdHVzEi4KCm9jY3VyX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiIKBWVycm9yGAYgASgLMhMuZ2hhc2kuc21zLnYxLkVycm9yEhAKCHByb3ZpZGVyGAcgASgJEhsKE3Byb3ZpZGVyX21lc3NhZ2VfaWQYCCABKAkSDwoHYXR0ZW1wdBgJIAEoBRIYChBjbGllbnRfcmVmZXJlbmNlGAogASgJIkwKCUhlYXJ0YmVhdBIOCgZjdXJzb3IYASABKAkSLwoLc2VydmVyX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkgKCFdhdGNoRW5kEiwKBnJlYXNvbhgBIAEoDjIcLmdoYXNpLnNtcy52MS5XYXRjaEVuZFJlYXNvbhIOCgZjdXJzb3IYAiABKAkiIgoUQ2FuY2VsTWVzc2FnZVJlcXVlc3QSCgoCaWQYASABKAkixAEKD1dlYmhvb2tFbmRwb2ludBIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSLQoIc3RhdHVzZXMYAyADKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIPCgdlbmFibGVkGAQgASgIEhcKD2Rpc2FibGVkX3JlYXNvbhgFIAEoCRIOCgZzZWNyZXQYBiABKAkSLwoLY3JlYXRlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIloKHENyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QSCwoDdXJsGAEgASgJEi0KCHN0YXR1c2VzGAIgAygOMhsuZ2hhc2kuc21zLnYxLk1lc3NhZ2VTdGF0dXMiHQobTGlzdFdlYmhvb2tFbmRwb2ludHNSZXF1ZXN0IlAKHExpc3RXZWJob29rRW5kcG9pbnRzUmVzcG9uc2USMAoJZW5kcG9pbnRzGAEgAygLMh0uZ2hhc2kuc21zLnYxLldlYmhvb2tFbmRwb2ludCIqChxEZWxldGVXZWJob29rRW5kcG9pbnRSZXF1ZXN0EgoKAmlkGAEgASgJIuABCg9XZWJob29rRGVsaXZlcnkSEAoIZXZlbnRfaWQYASABKAkSEgoKbWVzc2FnZV9pZBgCIAEoCRIrCgZzdGF0dXMYAyABKA4yGy5naGFzaS5zbXMudjEuTWVzc2FnZVN0YXR1cxIPCgdhdHRlbXB0GAQgASgFEhMKC2h0dHBfc3RhdHVzGAUgASgFEg0KBWVycm9yGAYgASgJEhMKC2R1cmF0aW9uX21zGAcgASgFEjAKDGF0dGVtcHRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiRgocTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBITCgtlbmRwb2ludF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUiUgodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USMQoKZGVsaXZlcmllcxgBIAMoCzIdLmdoYXNpLnNtcy52MS5XZWJob29rRGVsaXZlcnkiEQoPR2V0VXNhZ2VSZXF1ZXN0IoMBCgVVc2FnZRInCgVkYWlseRgBIAEoCzIYLmdoYXNpLnNtcy52MS5RdW90YVVzYWdlEikKB21vbnRobHkYAiABKAsyGC5naGFzaS5zbXMudjEuUXVvdGFVc2FnZRIXCg9yYXRlX3Blcl9zZWNvbmQYAyABKAESDQoFYnVyc3QYBCABKAUinQEKClF1b3RhVXNhZ2USFQoNdXNlZF9zZWdtZW50cxgBIAEoAxIWCg5saW1pdF9zZWdtZW50cxgCIAEoAxIwCgxwZXJpb2Rfc3RhcnQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnJlc2V0X3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKq4CCg1NZXNzYWdlU3RhdHVzEh4KGk1FU1NBR0VfU1RBVFVTX1VOU1BFQ0lGSUVEEAASGQoVTUVTU0FHRV9TVEFUVVNfUVVFVUVEEAESGgoWTUVTU0FHRV9TVEFUVVNfU0VORElORxACEhcKE01FU1NBR0VfU1RBVFVTX1NFTlQQAxIcChhNRVNTQUdFX1NUQVRVU19ERUxJVkVSRUQQBBIeChpNRVNTQUdFX1NUQVRVU19VTkRFTElWRVJFRBAFEhkKFU1FU1NBR0VfU1RBVFVTX0ZBSUxFRBAGEhsKF01FU1NBR0VfU1RBVFVTX0NBTkNFTEVEEAcSGgoWTUVTU0FHRV9TVEFUVVNfRVhQSVJFRBAIEhsKF01FU1NBR0VfU1RBVFVTX1JFSkVDVEVEEAkqSgoIRW5jb2RpbmcSGAoURU5DT0RJTkdfVU5TUEVDSUZJRUQQABIRCg1FTkNPRElOR19HU003EAESEQoNRU5DT0RJTkdfVUNTMhACKoIBCgxUcmFmZmljQ2xhc3MSHQoZVFJBRkZJQ19DTEFTU19VTlNQRUNJRklFRBAAEh8KG1RSQUZGSUNfQ0xBU1NfVFJBTlNBQ1RJT05BTBABEhUKEVRSQUZGSUNfQ0xBU1NfT1RQEAISGwoXVFJBRkZJQ19DTEFTU19NQVJLRVRJTkcQAyp4Cg5XYXRjaEVuZFJlYXNvbhIgChxXQVRDSF9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASHgoaV0FUQ0hfRU5EX1JFQVNPTl9BTExfRklOQUwQARIkCiBXQVRDSF9FTkRfUkVBU09OX1NFUlZFUl9TSFVURE9XThACMrILCgpTbXNTZXJ2aWNlEl8KC1NlbmRNZXNzYWdlEiAuZ2hhc2kuc21zLnYxLlNlbmRNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIheC0+STAhE6ASoiDC92MS9tZXNzYWdlcxJZCgxTZW5kTWVzc2FnZXMSIS5naGFzaS5zbXMudjEuU2VuZE1lc3NhZ2VzUmVxdWVzdBoiLmdoYXNpLnNtcy52MS5TZW5kTWVzc2FnZXNSZXNwb25zZSgBMAEShwEKEUJhdGNoU2VuZE1lc3NhZ2VzEiYuZ2hhc2kuc21zLnYxLkJhdGNoU2VuZE1lc3NhZ2VzUmVxdWVzdBonLmdoYXNpLnNtcy52MS5CYXRjaFNlbmRNZXNzYWdlc1Jlc3BvbnNlIiGC0+STAhs6ASoiFi92MS9tZXNzYWdlczpiYXRjaFNlbmQSXwoKR2V0TWVzc2FnZRIfLmdoYXNpLnNtcy52MS5HZXRNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIhmC0+STAhMSES92MS9tZXNzYWdlcy97aWR9EmsKDExpc3RNZXNzYWdlcxIhLmdoYXNpLnNtcy52MS5MaXN0TWVzc2FnZXNSZXF1ZXN0GiIuZ2hhc2kuc21zLnYxLkxpc3RNZXNzYWdlc1Jlc3BvbnNlIhSC0+STAg4SDC92MS9tZXNzYWdlcxKFAQoSV2F0Y2hNZXNzYWdlU3RhdHVzEicuZ2hhc2kuc21zLnYxLldhdGNoTWVzc2FnZVN0YXR1c1JlcXVlc3QaKC5naGFzaS5zbXMudjEuV2F0Y2hNZXNzYWdlU3RhdHVzUmVzcG9uc2UiGoLT5JMCFBISL3YxL21lc3NhZ2VzOndhdGNoMAESbwoNQ2FuY2VsTWVzc2FnZRIiLmdoYXNpLnNtcy52MS5DYW5jZWxNZXNzYWdlUmVxdWVzdBoVLmdoYXNpLnNtcy52MS5NZXNzYWdlIiOC0+STAh06ASoiGC92MS9tZXNzYWdlcy97aWR9OmNhbmNlbBKDAQoVQ3JlYXRlV2ViaG9va0VuZHBvaW50EiouZ2hhc2kuc21zLnYxLkNyZWF0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaHS5naGFzaS5zbXMudjEuV2ViaG9va0VuZHBvaW50Ih+C0+STAhk6ASoiFC92MS93ZWJob29rRW5kcG9pbnRzEosBChRMaXN0V2ViaG9va0VuZHBvaW50cxIpLmdoYXNpLnNtcy52MS5MaXN0V2ViaG9va0VuZHBvaW50c1JlcXVlc3QaKi5naGFzaS5zbXMudjEuTGlzdFdlYmhvb2tFbmRwb2ludHNSZXNwb25zZSIcgtPkkwIWEhQvdjEvd2ViaG9va0VuZHBvaW50cxKFAQoVRGVsZXRlV2ViaG9va0VuZHBvaW50EiouZ2hhc2kuc21zLnYxLkRlbGV0ZVdlYmhvb2tFbmRwb2ludFJlcXVlc3QaHS5naGFzaS5zbXMudjEuV2ViaG9va0VuZHBvaW50IiGC0+STAhsqGS92MS93ZWJob29rRW5kcG9pbnRzL3tpZH0SpwEKFUxpc3RXZWJob29rRGVsaXZlcmllcxIqLmdoYXNpLnNtcy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0GisuZ2hhc2kuc21zLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlIjWC0+STAi8SLS92MS93ZWJob29rRW5kcG9pbnRzL3tlbmRwb2ludF9pZH0vZGVsaXZlcmllcxJRCghHZXRVc2FnZRIdLmdoYXNpLnNtcy52MS5HZXRVc2FnZVJlcXVlc3QaEy5naGFzaS5zbXMudjEuVXNhZ2UiEYLT5JMCCxIJL3YxL3VzYWdlYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status]);
 
 /**
  * Why a message failed, as reported by the gateway or the provider.
@@ -162,6 +162,22 @@ export type Message = Message$1<"ghasi.sms.v1.Message"> & {
    * @generated from field: string route = 20;
    */
   route: string;
+
+  /**
+   * When the message was asked to leave (see SendMessageRequest.send_time);
+   * unset for a message sent at once.
+   *
+   * @generated from field: google.protobuf.Timestamp send_time = 21;
+   */
+  sendTime?: Timestamp | undefined;
+
+  /**
+   * The end of the message's validity: not handed to a provider by then, it
+   * ends EXPIRED and is never sent late.
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 22;
+   */
+  expireTime?: Timestamp | undefined;
 };
 
 /**
@@ -222,11 +238,40 @@ export type SendMessageRequest = Message$1<"ghasi.sms.v1.SendMessageRequest"> & 
 
   /**
    * What kind of traffic this is; routing rules may send each kind through
-   * different providers. Unspecified means transactional.
+   * different providers, and it decides the message's priority lane: OTP
+   * before transactional before marketing. Unspecified means transactional.
    *
    * @generated from field: ghasi.sms.v1.TrafficClass traffic_class = 7;
    */
   trafficClass: TrafficClass;
+
+  /**
+   * Optional: send at this time rather than now (at most 30 days ahead by
+   * default). The message is durable at once and waits, QUEUED, until then;
+   * CancelMessage works until it is handed to a provider. A time in the past
+   * means now.
+   *
+   * @generated from field: google.protobuf.Timestamp send_time = 8;
+   */
+  sendTime?: Timestamp | undefined;
+
+  /**
+   * Optional: the latest time the message may be handed to a provider. Not
+   * sent by then, it ends EXPIRED (error code VALIDITY_EXPIRED) and is never
+   * sent late; what is left of it travels to the carrier (SMPP
+   * validity_period). Set at most one of expire_time and ttl; with neither,
+   * the traffic class's default applies (OTP: 10 minutes).
+   *
+   * @generated from field: google.protobuf.Timestamp expire_time = 9;
+   */
+  expireTime?: Timestamp | undefined;
+
+  /**
+   * Optional: the validity as a duration from send_time (or from now).
+   *
+   * @generated from field: google.protobuf.Duration ttl = 10;
+   */
+  ttl?: Duration | undefined;
 };
 
 /**
@@ -421,6 +466,13 @@ export type ListMessagesRequest = Message$1<"ghasi.sms.v1.ListMessagesRequest"> 
    * @generated from field: google.protobuf.Timestamp create_time_end = 6;
    */
   createTimeEnd?: Timestamp | undefined;
+
+  /**
+   * Only scheduled messages still waiting for their send_time.
+   *
+   * @generated from field: bool scheduled_only = 7;
+   */
+  scheduledOnly: boolean;
 };
 
 /**
@@ -877,6 +929,101 @@ export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveri
   messageDesc(file_ghasi_sms_v1_sms, 24);
 
 /**
+ * @generated from message ghasi.sms.v1.GetUsageRequest
+ */
+export type GetUsageRequest = Message$1<"ghasi.sms.v1.GetUsageRequest"> & {
+};
+
+/**
+ * Describes the message ghasi.sms.v1.GetUsageRequest.
+ * Use `create(GetUsageRequestSchema)` to create a new message.
+ */
+export const GetUsageRequestSchema: GenMessage<GetUsageRequest> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 25);
+
+/**
+ * What a tenant has used of its quotas, and its rate limit.
+ *
+ * @generated from message ghasi.sms.v1.Usage
+ */
+export type Usage = Message$1<"ghasi.sms.v1.Usage"> & {
+  /**
+   * Segments accepted today (UTC).
+   *
+   * @generated from field: ghasi.sms.v1.QuotaUsage daily = 1;
+   */
+  daily?: QuotaUsage | undefined;
+
+  /**
+   * Segments accepted this calendar month (UTC).
+   *
+   * @generated from field: ghasi.sms.v1.QuotaUsage monthly = 2;
+   */
+  monthly?: QuotaUsage | undefined;
+
+  /**
+   * Messages per second accepted on average; 0 means no limit.
+   *
+   * @generated from field: double rate_per_second = 3;
+   */
+  ratePerSecond: number;
+
+  /**
+   * Messages that may arrive at once above the rate.
+   *
+   * @generated from field: int32 burst = 4;
+   */
+  burst: number;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.Usage.
+ * Use `create(UsageSchema)` to create a new message.
+ */
+export const UsageSchema: GenMessage<Usage> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 26);
+
+/**
+ * One quota period.
+ *
+ * @generated from message ghasi.sms.v1.QuotaUsage
+ */
+export type QuotaUsage = Message$1<"ghasi.sms.v1.QuotaUsage"> & {
+  /**
+   * Segments counted in this period.
+   *
+   * @generated from field: int64 used_segments = 1;
+   */
+  usedSegments: bigint;
+
+  /**
+   * The quota; 0 means none.
+   *
+   * @generated from field: int64 limit_segments = 2;
+   */
+  limitSegments: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp period_start = 3;
+   */
+  periodStart?: Timestamp | undefined;
+
+  /**
+   * When the count starts again from zero.
+   *
+   * @generated from field: google.protobuf.Timestamp reset_time = 4;
+   */
+  resetTime?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message ghasi.sms.v1.QuotaUsage.
+ * Use `create(QuotaUsageSchema)` to create a new message.
+ */
+export const QuotaUsageSchema: GenMessage<QuotaUsage> = /*@__PURE__*/
+  messageDesc(file_ghasi_sms_v1_sms, 27);
+
+/**
  * Lifecycle of a message. Allowed transitions are enforced by the server:
  * QUEUED -> SENDING -> SENT -> DELIVERED | UNDELIVERED, with FAILED, CANCELED,
  * EXPIRED and REJECTED as the other final states.
@@ -1190,6 +1337,17 @@ export const SmsService: GenService<{
     methodKind: "unary";
     input: typeof ListWebhookDeliveriesRequestSchema;
     output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * The caller's segment quotas (today's and this month's usage, the limits
+   * and when each period resets) and its rate limit.
+   *
+   * @generated from rpc ghasi.sms.v1.SmsService.GetUsage
+   */
+  getUsage: {
+    methodKind: "unary";
+    input: typeof GetUsageRequestSchema;
+    output: typeof UsageSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_ghasi_sms_v1_sms, 0);

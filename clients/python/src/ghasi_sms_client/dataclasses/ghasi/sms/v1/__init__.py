@@ -15,6 +15,8 @@ __all__ = (
     "Encoding",
     "Error",
     "GetMessageRequest",
+    "GetTenantLimitsRequest",
+    "GetUsageRequest",
     "Heartbeat",
     "ListDeadLettersRequest",
     "ListDeadLettersResponse",
@@ -26,6 +28,8 @@ __all__ = (
     "ListWebhookEndpointsResponse",
     "Message",
     "MessageStatus",
+    "QuietHours",
+    "QuotaUsage",
     "ReplayDeadLettersRequest",
     "ReplayDeadLettersResponse",
     "ReplayResult",
@@ -33,10 +37,13 @@ __all__ = (
     "SendMessageResult",
     "SendMessagesRequest",
     "SendMessagesResponse",
+    "SetTenantLimitsRequest",
     "SmsAdminServiceStub",
     "SmsServiceStub",
     "StatusEvent",
+    "TenantLimits",
     "TrafficClass",
+    "Usage",
     "WatchEnd",
     "WatchEndReason",
     "WatchMessageStatusRequest",
@@ -416,6 +423,27 @@ default_message_pool.register_message("ghasi.sms.v1", "GetMessageRequest", GetMe
 
 
 @dataclass(eq=False, repr=False)
+class GetTenantLimitsRequest(betterproto2.Message):
+    tenant: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The tenant's name or id.
+    """
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "GetTenantLimitsRequest", GetTenantLimitsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
+class GetUsageRequest(betterproto2.Message):
+    pass
+
+
+default_message_pool.register_message("ghasi.sms.v1", "GetUsageRequest", GetUsageRequest)
+
+
+@dataclass(eq=False, repr=False)
 class Heartbeat(betterproto2.Message):
     """
     Sent when nothing else happened for a while, so that idle connections stay
@@ -505,6 +533,11 @@ class ListMessagesRequest(betterproto2.Message):
     )
     """
     Only messages created before this time.
+    """
+
+    scheduled_only: "bool" = betterproto2.field(7, betterproto2.TYPE_BOOL)
+    """
+    Only scheduled messages still waiting for their send_time.
     """
 
 
@@ -655,8 +688,76 @@ class Message(betterproto2.Message):
     The routing rule that chose the provider (see the server's routes).
     """
 
+    send_time: "datetime.datetime | None" = betterproto2.field(
+        21, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    When the message was asked to leave (see SendMessageRequest.send_time);
+    unset for a message sent at once.
+    """
+
+    expire_time: "datetime.datetime | None" = betterproto2.field(
+        22, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    The end of the message's validity: not handed to a provider by then, it
+    ends EXPIRED and is never sent late.
+    """
+
 
 default_message_pool.register_message("ghasi.sms.v1", "Message", Message)
+
+
+@dataclass(eq=False, repr=False)
+class QuietHours(betterproto2.Message):
+    """
+    A daily window in the recipient's local time, e.g. start "21:00", end
+    "08:00" (it may cross midnight). Empty start and end: no quiet hours.
+    """
+
+    start: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    "HH:MM", 24-hour.
+    """
+
+    end: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+    """
+    "HH:MM", 24-hour; the window ends just before it.
+    """
+
+
+default_message_pool.register_message("ghasi.sms.v1", "QuietHours", QuietHours)
+
+
+@dataclass(eq=False, repr=False)
+class QuotaUsage(betterproto2.Message):
+    """
+    One quota period.
+    """
+
+    used_segments: "int" = betterproto2.field(1, betterproto2.TYPE_INT64)
+    """
+    Segments counted in this period.
+    """
+
+    limit_segments: "int" = betterproto2.field(2, betterproto2.TYPE_INT64)
+    """
+    The quota; 0 means none.
+    """
+
+    period_start: "datetime.datetime | None" = betterproto2.field(
+        3, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+
+    reset_time: "datetime.datetime | None" = betterproto2.field(
+        4, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    When the count starts again from zero.
+    """
+
+
+default_message_pool.register_message("ghasi.sms.v1", "QuotaUsage", QuotaUsage)
 
 
 @dataclass(eq=False, repr=False)
@@ -749,7 +850,36 @@ class SendMessageRequest(betterproto2.Message):
     )
     """
     What kind of traffic this is; routing rules may send each kind through
-    different providers. Unspecified means transactional.
+    different providers, and it decides the message's priority lane: OTP
+    before transactional before marketing. Unspecified means transactional.
+    """
+
+    send_time: "datetime.datetime | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Optional: send at this time rather than now (at most 30 days ahead by
+    default). The message is durable at once and waits, QUEUED, until then;
+    CancelMessage works until it is handed to a provider. A time in the past
+    means now.
+    """
+
+    expire_time: "datetime.datetime | None" = betterproto2.field(
+        9, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Timestamp, optional=True
+    )
+    """
+    Optional: the latest time the message may be handed to a provider. Not
+    sent by then, it ends EXPIRED (error code VALIDITY_EXPIRED) and is never
+    sent late; what is left of it travels to the carrier (SMPP
+    validity_period). Set at most one of expire_time and ttl; with neither,
+    the traffic class's default applies (OTP: 10 minutes).
+    """
+
+    ttl: "datetime.timedelta | None" = betterproto2.field(
+        10, betterproto2.TYPE_MESSAGE, unwrap=lambda: ___google__protobuf__.Duration, optional=True
+    )
+    """
+    Optional: the validity as a duration from send_time (or from now).
     """
 
 
@@ -820,6 +950,26 @@ default_message_pool.register_message("ghasi.sms.v1", "SendMessagesResponse", Se
 
 
 @dataclass(eq=False, repr=False)
+class SetTenantLimitsRequest(betterproto2.Message):
+    limits: "TenantLimits | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    limits.tenant names the tenant (name or id).
+    """
+
+    update_mask: "___google__protobuf__.FieldMask | None" = betterproto2.field(
+        2, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    Which fields of limits to change, e.g. "rate_per_second,burst".
+    """
+
+
+default_message_pool.register_message(
+    "ghasi.sms.v1", "SetTenantLimitsRequest", SetTenantLimitsRequest
+)
+
+
+@dataclass(eq=False, repr=False)
 class StatusEvent(betterproto2.Message):
     """
     One immutable status change.
@@ -856,6 +1006,86 @@ class StatusEvent(betterproto2.Message):
 
 
 default_message_pool.register_message("ghasi.sms.v1", "StatusEvent", StatusEvent)
+
+
+@dataclass(eq=False, repr=False)
+class TenantLimits(betterproto2.Message):
+    """
+    A tenant's traffic policy. Zero means "no limit" for every limit.
+    """
+
+    tenant: "str" = betterproto2.field(1, betterproto2.TYPE_STRING)
+    """
+    The tenant's name or id (in responses: its name).
+    """
+
+    tenant_id: "str" = betterproto2.field(2, betterproto2.TYPE_STRING)
+
+    rate_per_second: "float" = betterproto2.field(3, betterproto2.TYPE_DOUBLE)
+    """
+    Messages per second accepted, averaged, across every replica.
+    """
+
+    burst: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
+    """
+    Messages that may arrive at once above the rate (0: one second's worth).
+    """
+
+    daily_segment_quota: "int" = betterproto2.field(5, betterproto2.TYPE_INT64)
+    """
+    Segments accepted per day (UTC).
+    """
+
+    monthly_segment_quota: "int" = betterproto2.field(6, betterproto2.TYPE_INT64)
+    """
+    Segments accepted per calendar month (UTC).
+    """
+
+    weight: "int" = betterproto2.field(7, betterproto2.TYPE_INT32)
+    """
+    The tenant's share within a priority lane relative to other tenants
+    with work waiting (default 1).
+    """
+
+    quiet_hours: "QuietHours | None" = betterproto2.field(
+        8, betterproto2.TYPE_MESSAGE, optional=True
+    )
+    """
+    Marketing is not sent inside this window of the recipient's local time.
+    """
+
+
+default_message_pool.register_message("ghasi.sms.v1", "TenantLimits", TenantLimits)
+
+
+@dataclass(eq=False, repr=False)
+class Usage(betterproto2.Message):
+    """
+    What a tenant has used of its quotas, and its rate limit.
+    """
+
+    daily: "QuotaUsage | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    Segments accepted today (UTC).
+    """
+
+    monthly: "QuotaUsage | None" = betterproto2.field(2, betterproto2.TYPE_MESSAGE, optional=True)
+    """
+    Segments accepted this calendar month (UTC).
+    """
+
+    rate_per_second: "float" = betterproto2.field(3, betterproto2.TYPE_DOUBLE)
+    """
+    Messages per second accepted on average; 0 means no limit.
+    """
+
+    burst: "int" = betterproto2.field(4, betterproto2.TYPE_INT32)
+    """
+    Messages that may arrive at once above the rate.
+    """
+
+
+default_message_pool.register_message("ghasi.sms.v1", "Usage", Usage)
 
 
 @dataclass(eq=False, repr=False)
@@ -1041,6 +1271,51 @@ class SmsAdminServiceStub(betterproto2_grpclib.ServiceStub):
             "/ghasi.sms.v1.SmsAdminService/ReplayDeadLetters",
             message,
             ReplayDeadLettersResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_tenant_limits(
+        self,
+        message: "GetTenantLimitsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "TenantLimits":
+        """
+        A tenant's traffic policy: rate limit, quotas, fairness weight and quiet
+        hours.
+        """
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsAdminService/GetTenantLimits",
+            message,
+            TenantLimits,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def set_tenant_limits(
+        self,
+        message: "SetTenantLimitsRequest",
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "TenantLimits":
+        """
+        Changes a tenant's traffic policy at run time: every replica applies it
+        within seconds, no restart. Only the fields named in update_mask change
+        (every field when it is empty).
+        """
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsAdminService/SetTenantLimits",
+            message,
+            TenantLimits,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,
@@ -1307,6 +1582,31 @@ class SmsServiceStub(betterproto2_grpclib.ServiceStub):
             "/ghasi.sms.v1.SmsService/ListWebhookDeliveries",
             message,
             ListWebhookDeliveriesResponse,
+            timeout=timeout,
+            deadline=deadline,
+            metadata=metadata,
+        )
+
+    async def get_usage(
+        self,
+        message: "GetUsageRequest | None" = None,
+        *,
+        timeout: "float | None" = None,
+        deadline: "Deadline | None" = None,
+        metadata: "MetadataLike | None" = None,
+    ) -> "Usage":
+        """
+        The caller's segment quotas (today's and this month's usage, the limits
+        and when each period resets) and its rate limit.
+        """
+
+        if message is None:
+            message = GetUsageRequest()
+
+        return await self._unary_unary(
+            "/ghasi.sms.v1.SmsService/GetUsage",
+            message,
+            Usage,
             timeout=timeout,
             deadline=deadline,
             metadata=metadata,

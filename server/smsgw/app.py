@@ -43,6 +43,7 @@ from smsgw.ports import (
     WebhookStore,
 )
 from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
+from smsgw.services.policies import PolicyCache
 from smsgw.services.receipts import ReceiptProcessor
 from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.submitter import Submitter
@@ -131,6 +132,8 @@ class Gateway:
         stores = self.stores = postgres_stores(self.db)
         self.cache = RedisIdempotencyCache(self.redis, s.idempotency_ttl_hours * 3600)
         submitter = Submitter(stores.messages, self.cache, s.submit_batch_max, s.submit_flushers)
+        self.policies = PolicyCache(stores.tenants, s.policy_refresh_seconds, self.board)
+        await self._start(self.policies)
         signal = Signal()
         watcher = Watcher(stores.events, signal,
                           WatchConfig(s.watch_heartbeat_seconds, s.watch_poll_seconds),

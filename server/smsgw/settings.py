@@ -64,6 +64,8 @@ class Settings:
     max_validity_seconds: float = 7 * 86400.0
     # How far ahead a send_time may be.
     schedule_max_ahead_seconds: float = 30 * 86400.0
+    # How soon a tenant policy changed on any replica is in force on this one.
+    policy_refresh_seconds: float = 2.0
     # A SENT message with no receipt after this long ends EXPIRED (RECEIPT_TIMEOUT).
     receipt_timeout_seconds: float = 172800.0
     # The provider pool. None configured: the carrier simulator alone.

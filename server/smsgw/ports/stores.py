@@ -21,6 +21,7 @@ from smsgw.domain.model import (
     Submission,
     Tenant,
 )
+from smsgw.domain.policy import TenantPolicy
 from smsgw.domain.records import (
     DeadLetter,
     DeadLetterFilter,
@@ -163,6 +164,18 @@ class TenantDirectory(Protocol):
                      scopes: Sequence[str] = ("send",)) -> tuple[Tenant, str]: ...
 
     async def by_key(self, key: str) -> Tenant | None: ...
+
+    async def find(self, name_or_id: str) -> Tenant | None:
+        """A tenant by its name, or by its id written as a UUID."""
+        ...
+
+    async def policies(self) -> dict[uuid.UUID, TenantPolicy]:
+        """Every tenant's traffic policy (tenants are few: read whole, cached by callers)."""
+        ...
+
+    async def set_policy(self, tenant_id: uuid.UUID, policy: TenantPolicy) -> bool:
+        """Replaces a tenant's policy; False when there is no such tenant."""
+        ...
 
 
 class IdempotencyCache(Protocol):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from smsgw.adapters.memory.state import MemoryState, MessageRow, new_message, utc_now
 from smsgw.domain.model import Message, MessageFilter, PageRequest, Submission, Tenant
+from smsgw.domain.policy import UNLIMITED, TenantPolicy
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.tenant_keys import KEY_PREFIX, hash_key
 
@@ -98,6 +99,21 @@ class MemoryTenantDirectory:
         tenant = self._s.tenants.setdefault(name, Tenant(uuid.uuid4(), name))
         self._s.api_keys[hash_key(key)] = (tenant.id, frozenset(scopes))
         return Tenant(tenant.id, name, frozenset(scopes)), key
+
+    async def find(self, name_or_id: str) -> Tenant | None:
+        for tenant in self._s.tenants.values():
+            if name_or_id in (tenant.name, str(tenant.id)):
+                return Tenant(tenant.id, tenant.name, frozenset())
+        return None
+
+    async def policies(self) -> dict[uuid.UUID, TenantPolicy]:
+        return {t.id: self._s.policies.get(t.id, UNLIMITED) for t in self._s.tenants.values()}
+
+    async def set_policy(self, tenant_id: uuid.UUID, policy: TenantPolicy) -> bool:
+        if not any(t.id == tenant_id for t in self._s.tenants.values()):
+            return False
+        self._s.policies[tenant_id] = policy
+        return True
 
     async def by_key(self, key: str) -> Tenant | None:
         found = self._s.api_keys.get(hash_key(key))

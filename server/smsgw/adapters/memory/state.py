@@ -20,6 +20,7 @@ from typing import Any
 
 from smsgw.domain.encoding import Encoding
 from smsgw.domain.model import Cursor, Message, StatusEvent, Tenant
+from smsgw.domain.policy import TenantPolicy
 from smsgw.domain.records import DeadLetter, Delivery, DeliveryReceipt, Endpoint
 from smsgw.domain.status import MessageStatus, can_transition
 
@@ -67,6 +68,7 @@ class MemoryState:
     endpoints: dict[uuid.UUID, EndpointRow] = field(default_factory=dict)
     tenants: dict[str, Tenant] = field(default_factory=dict)  # by name
     api_keys: dict[bytes, tuple[uuid.UUID, frozenset[str]]] = field(default_factory=dict)
+    policies: dict[uuid.UUID, TenantPolicy] = field(default_factory=dict)
     _txids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _seqs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     txid: int = 0

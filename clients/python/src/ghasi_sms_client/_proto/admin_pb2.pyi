@@ -110,12 +110,14 @@ class GetTenantLimitsRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class SetTenantLimitsRequest(_message.Message):
-    __slots__ = ("limits", "update_mask")
+    __slots__ = ("tenant", "limits", "update_mask")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
     limits: TenantLimits
     update_mask: _field_mask_pb2.FieldMask
-    def __init__(self, limits: _Optional[_Union[TenantLimits, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    def __init__(self, tenant: _Optional[str] = ..., limits: _Optional[_Union[TenantLimits, _Mapping]] = ..., update_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
 
 class TenantLimits(_message.Message):
     __slots__ = ("tenant", "tenant_id", "rate_per_second", "burst", "daily_segment_quota", "monthly_segment_quota", "weight", "quiet_hours")

@@ -951,9 +951,14 @@ default_message_pool.register_message("ghasi.sms.v1", "SendMessagesResponse", Se
 
 @dataclass(eq=False, repr=False)
 class SetTenantLimitsRequest(betterproto2.Message):
+    tenant: "str" = betterproto2.field(3, betterproto2.TYPE_STRING)
+    """
+    The tenant's name or id.
+    """
+
     limits: "TenantLimits | None" = betterproto2.field(1, betterproto2.TYPE_MESSAGE, optional=True)
     """
-    limits.tenant names the tenant (name or id).
+    The new values (limits.tenant and limits.tenant_id are ignored).
     """
 
     update_mask: "___google__protobuf__.FieldMask | None" = betterproto2.field(

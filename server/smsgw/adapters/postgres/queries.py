@@ -15,6 +15,13 @@ Priority lanes (``smsgw.domain.lanes``) are filled the same way:
 - ``{{lane:MARKETING}}``: the lane's number, ``2``;
 - ``{{lane_of:traffic_class}}``: a CASE giving the lane of that column's class.
 
+Appending status events is written once, here:
+
+- ``{{append_events:updated}}``: the INSERT of one event per row of the CTE
+  ``updated``, which returns the event's columns under their message names
+  (``EVENT_SOURCE_COLUMNS``: ``id``, ``tenant_id``, ``status``,
+  ``previous_status``, ``attempts``, ...). The log's trigger wakes watchers.
+
 An empty set renders as ``(NULL)``, which no status is ``IN``. The text is
 rendered once per process, so each statement is still prepared once.
 """
@@ -46,6 +53,8 @@ def render(text: str, transitions: Transitions = TRANSITIONS) -> str:
         kind, name = match[1], match[2]
         if kind in ("lane", "lane_of"):
             return _lane(kind, name)
+        if kind == "append_events":
+            return append_events(name)
         if name not in MessageStatus.__members__:
             raise ValueError(f"{match[0]}: no status is called {name}")
         status = MessageStatus[name]
@@ -61,6 +70,19 @@ def render(text: str, transitions: Transitions = TRANSITIONS) -> str:
     if "{{" in rendered or "}}" in rendered:
         raise ValueError("a {{...}} in the SQL is not a placeholder of the form {{kind:STATUS}}")
     return rendered
+
+
+# message_events column <- the source CTE's column.
+EVENT_SOURCE_COLUMNS = {
+    "message_id": "id", "tenant_id": "tenant_id", "status": "status",
+    "previous_status": "previous_status", "attempt": "attempts", "provider": "provider",
+    "provider_message_id": "provider_message_id", "error_code": "error_code",
+    "error_description": "error_description", "client_reference": "client_reference"}
+
+
+def append_events(source: str) -> str:
+    return (f"INSERT INTO message_events ({', '.join(EVENT_SOURCE_COLUMNS)}) "
+            f"SELECT {', '.join(EVENT_SOURCE_COLUMNS.values())} FROM {source}")
 
 
 def _lane(kind: str, name: str) -> str:

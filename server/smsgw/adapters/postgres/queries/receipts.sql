@@ -21,15 +21,11 @@ WITH input AS (
       AND m.provider_message_id <> ''
       AND m.status = {{status:SENT}} AND i.status IN {{can_move_from:SENT}}
       AND EXISTS (SELECT 1 FROM message_parts p WHERE p.message_id = m.id) = $6
-    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
-              m.error_code, m.error_description, m.client_reference
+    RETURNING m.id, m.tenant_id, m.status, {{status:SENT}} AS previous_status, m.attempts,
+              m.provider, m.provider_message_id, m.error_code, m.error_description,
+              m.client_reference
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
-                                provider_message_id, error_code, error_description,
-                                client_reference)
-    SELECT id, tenant_id, status, {{status:SENT}}, attempts, provider, provider_message_id,
-           error_code, error_description, client_reference
-    FROM updated
+    {{append_events:updated}}
 )
 SELECT provider_message_id FROM updated;
 
@@ -86,15 +82,11 @@ WITH due AS (
     SET status = {{status:EXPIRED}}, error_code = 'RECEIPT_TIMEOUT',
         error_description = 'no delivery receipt within the receipt timeout', updated_at = now()
     FROM due WHERE m.id = due.id
-    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
-              m.error_code, m.error_description, m.client_reference
+    RETURNING m.id, m.tenant_id, m.status, {{status:SENT}} AS previous_status, m.attempts,
+              m.provider, m.provider_message_id, m.error_code, m.error_description,
+              m.client_reference
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
-                                provider_message_id, error_code, error_description,
-                                client_reference)
-    SELECT id, tenant_id, status, {{status:SENT}}, attempts, provider, provider_message_id,
-           error_code, error_description, client_reference
-    FROM updated
+    {{append_events:updated}}
 )
 SELECT count(*) FROM updated;
 

@@ -163,14 +163,24 @@ async def scratch_gateway(args: argparse.Namespace, label: str, provider: Mappin
     """A started ScratchGateway, undone on the way out (SIGTERM cancels the run, as Ctrl-C)."""
     rig = ScratchGateway(args.database_url, args.redis_url, args.server_pythonpath, label)
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
-    handled = task is not None
-    if task is not None:
-        try:
-            loop.add_signal_handler(signal.SIGTERM, task.cancel)
-        except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
-            handled = False
+    terminated: list[bool] = []
+
+    def terminate() -> None:
+        terminated.append(True)
+        if task is not None:
+            task.cancel()
+
+    handled = True
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
+        handled = False
     try:
         yield rig, await rig.start(provider, tenants)
+    except asyncio.CancelledError:
+        if terminated:  # cleaned up below: end as a terminated process, without a traceback
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
     finally:
         # Shielded: a second Ctrl-C must not leave the gateway or the database behind.
         await asyncio.shield(rig.stop())

@@ -13,6 +13,8 @@ Four measurements, each bounded in count and time so it stops by itself:
 - ``faults`` (not in ``all``): the store fault drills (Postgres restarted,
   Postgres stopped, Redis killed) under load, on gateways and stores this
   mode starts itself; no running gateway is needed.
+- ``lanes`` and ``schedule`` (not in ``all``): the traffic policy (issue #11)
+  on a gateway of their own; see smsgw_bench.lanes and smsgw_bench.schedule.
 
 Requests are built before the clock starts, so the client spends its time
 on the wire, not in Python: it shares the machine with the server.
@@ -42,7 +44,8 @@ SENT = pb.MESSAGE_STATUS_SENT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=(*MODES, "smpp", "faults", "all"), default="all")
+    parser.add_argument("--mode", default="all",
+                        choices=(*MODES, "smpp", "faults", "lanes", "schedule", "all"))
     parser.add_argument("--smpp-window", type=int, default=32,
                         help="submit_sm outstanding per session (smpp mode)")
     parser.add_argument("--smpp-sessions", type=int, default=4,

@@ -26,8 +26,10 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from smsgw_bench import run  # noqa: PLC0415 - not part of the production package
 
-    # The faults drills start gateways and stores of their own: no key needed.
-    address, key = ("", "") if args.mode == "faults" else client_target(args, settings)
+    # The faults drills and the lanes and schedule modes start gateways of their own:
+    # no key needed.
+    own = args.mode in {"faults", "lanes", "schedule"}
+    address, key = ("", "") if own else client_target(args, settings)
     with contextlib.suppress(KeyboardInterrupt):
         print(json.dumps(await run(args, address, key), indent=2))
     return 0

@@ -65,13 +65,18 @@ class Gateway:
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # False: no SMSGW_* variable of this process reaches the gateway, only ``env``'s
+    # (one set here, SMSGW_PROVIDERS say, would override the gateway's config file).
+    inherit_settings: bool = True
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
     async def start(self) -> None:
-        env = {**os.environ, **self.env, "SMSGW_GRPC_ADDRESS": self.address,
+        base = {k: v for k, v in os.environ.items()
+                if self.inherit_settings or not k.startswith("SMSGW_")}
+        env = {**base, **self.env, "SMSGW_GRPC_ADDRESS": self.address,
                "SMSGW_HTTP_ADDRESS": f"127.0.0.1:{self.http_port}"}
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(  # noqa: ASYNC220 - outlives this call

@@ -26,8 +26,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from smsgw_bench import run  # noqa: PLC0415 - not part of the production package
 
-    # The faults drills start gateways and stores of their own: no key needed.
-    address, key = ("", "") if args.mode == "faults" else client_target(args, settings)
+    # The faults drills and relay-drain start gateways of their own: no key needed.
+    own_gateways = args.mode in ("faults", "relay-drain")
+    address, key = ("", "") if own_gateways else client_target(args, settings)
     with contextlib.suppress(KeyboardInterrupt):
         print(json.dumps(await run(args, address, key), indent=2))
     return 0

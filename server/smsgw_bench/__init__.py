@@ -4,6 +4,7 @@
   dispatch to the smpp and faults modes);
 - ``smpp``: ``--mode smpp``, a backlog through the SMPP adapter to the SMSC simulator;
 - ``faults``: ``--mode faults``, the store fault drills repeated, with totals;
+- ``relay``: ``--mode relay-drain``, a backlog drained by the relay alone (A/B across builds);
 - ``drills``: one fault drill (a gateway on private stores, load, a fault, the audit);
 - ``lanes``: ``--mode lanes``, OTP and transactional latency behind a marketing backlog;
 - ``schedule``: ``--mode schedule``, scheduled messages leaving at their send_time;

@@ -26,9 +26,9 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
 async def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from smsgw_bench import run  # noqa: PLC0415 - not part of the production package
 
-    # The faults drills and the lanes and schedule modes start gateways of their own:
-    # no key needed.
-    own = args.mode in {"faults", "lanes", "schedule"}
+    # The faults drills, relay-drain and the lanes and schedule modes start gateways
+    # of their own: no key needed.
+    own = args.mode in {"faults", "relay-drain", "lanes", "schedule"}
     address, key = ("", "") if own else client_target(args, settings)
     with contextlib.suppress(KeyboardInterrupt):
         print(json.dumps(await run(args, address, key), indent=2))

@@ -8,7 +8,8 @@
 - ``drills``: one fault drill (a gateway on private stores, load, a fault, the audit);
 - ``lanes``: ``--mode lanes``, OTP and transactional latency behind a marketing backlog;
 - ``schedule``: ``--mode schedule``, scheduled messages leaving at their send_time;
-- ``scratch``: the gateway the lanes and schedule modes start on a scratch database.
+- ``scratch``: the gateway the lanes, schedule and relay-drain modes start on a
+  scratch database.
 
 ``smsgw bench`` imports this package only when it runs.
 """
@@ -18,15 +19,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from smsgw_bench import gateway, lanes, schedule, scratch
+from smsgw_bench import gateway, lanes, relay, schedule, scratch
 
 # Modes that start a gateway of their own: no running gateway, no API key.
-SELF_STARTED = {"lanes": lanes.measure, "schedule": schedule.measure}
+SELF_STARTED = {"lanes": lanes.measure, "schedule": schedule.measure,
+                "relay-drain": relay.measure}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     gateway.add_arguments(parser)
     scratch.add_arguments(parser)
+    relay.add_arguments(parser)
     lanes.add_arguments(parser)
     schedule.add_arguments(parser)
 

@@ -11,8 +11,9 @@ Four measurements, each bounded in count and time so it stops by itself:
 - ``smpp`` (not in ``all``): a backlog sent through the SMPP adapter to the
   SMSC simulator, by gateways this mode starts on a scratch database.
 - ``relay-drain`` (not in ``all``): the relay alone draining a backlog, on
-  gateways this mode starts on a scratch database (see smsgw_bench.relay);
-  ``--server-pythonpath`` runs them from another checkout, for A/B.
+  gateways of its own on a scratch database (see smsgw_bench.relay and
+  smsgw_bench.scratch); ``--server-pythonpath`` runs them from another
+  checkout, for A/B.
 - ``faults`` (not in ``all``): the store fault drills (Postgres restarted,
   Postgres stopped, Redis killed) under load, on gateways and stores this
   mode starts itself; no running gateway is needed.
@@ -40,7 +41,7 @@ import grpc
 
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
-from smsgw_bench import faults, relay, smpp
+from smsgw_bench import faults, smpp
 
 MODES = ("unary", "bulk", "latency", "relay")
 SENT = pb.MESSAGE_STATUS_SENT
@@ -62,7 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="latency run length")
     parser.add_argument("--relay-count", type=int, default=20_000)
     faults.add_arguments(parser)
-    relay.add_arguments(parser)
     parser.add_argument("--max-seconds", type=float, default=120.0,
                         help="hard stop for any one measurement")
 
@@ -78,8 +78,6 @@ async def run(args: argparse.Namespace, address: str, api_key: str) -> dict[str,
     target = Target(address, (("authorization", f"Bearer {api_key}"),), uuid.uuid4().hex[:12])
     if args.mode == "faults":  # gateways and stores of its own: nothing to drain first
         return {"modes": ["faults"], "faults": await faults.measure(args)}
-    if args.mode == "relay-drain":  # gateways on a scratch database of its own
-        return {"modes": ["relay-drain"], "relay-drain": await relay.measure(args)}
     modes = MODES if args.mode == "all" else (args.mode,)
     report: dict[str, Any] = {"address": address, "modes": list(modes)}
     for mode in modes:

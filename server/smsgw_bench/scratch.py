@@ -1,13 +1,18 @@
-"""A gateway of the bench's own: ``smsgw serve`` on a scratch database, for the policy modes.
+"""A gateway of the bench's own: ``smsgw serve`` on a scratch database, for the self-started modes.
 
-``--mode lanes`` and ``--mode schedule`` measure what the relay does with a
-known mix of traffic, so no other relay may take their messages: each run
-creates a database of its own on the given Postgres (dropped at the end),
-writes an ``SMSGW_CONFIG`` file whose only provider is the carrier simulator
-under a name unique to the run (its shared token bucket in Redis,
-``smsgw:rate:<name>``, is the run's alone, and deleted at the end), creates
-tenants with ``smsgw tenant create`` and starts ``smsgw serve``. Every child
-runs with ``--server-pythonpath`` as its PYTHONPATH when given, so the same
+``--mode lanes``, ``--mode schedule`` and ``--mode relay-drain`` measure what
+the relay does with a known mix of traffic, so no other relay may take their
+messages: each run creates a database of its own on the given Postgres
+(dropped at the end), writes an ``SMSGW_CONFIG`` file whose only provider is
+the carrier simulator under a name unique to the run (its shared token bucket
+in Redis, ``smsgw:rate:<name>``, is the run's alone, and deleted at the end),
+creates tenants with ``smsgw tenant create`` and starts ``smsgw serve``. A
+mode without a provider gets no config file: the server's default provider,
+the carrier simulator its ``SMSGW_SIMULATOR_*`` settings describe. A mode may
+give the gateway settings of its own (extra environment), and stop it and
+start another on the same database with other settings (``restart``).
+Every child runs with ``--server-pythonpath`` (or
+``SMSGW_BENCH_SERVER_PYTHONPATH``) as its PYTHONPATH when given, so the same
 bench can measure another checkout's server (its code and its migrations).
 Everything is undone on the way out, on Ctrl-C and SIGTERM too.
 """
@@ -43,13 +48,17 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url",
                         default=os.environ.get("SMSGW_DATABASE_URL") or DEFAULT_DATABASE,
-                        help="lanes/schedule modes: the Postgres to create a scratch "
-                             "database on (default $SMSGW_DATABASE_URL, else %(default)s)")
+                        help="lanes/schedule/relay-drain modes: the Postgres to create a "
+                             "scratch database on (default $SMSGW_DATABASE_URL, else "
+                             "%(default)s)")
     parser.add_argument("--redis-url", default=os.environ.get("SMSGW_REDIS_URL") or DEFAULT_REDIS,
-                        help="lanes/schedule modes: the Redis of the gateway they start")
-    parser.add_argument("--server-pythonpath", default=None,
-                        help="lanes/schedule modes: PYTHONPATH of the gateway they start "
-                             "(another checkout's server/), default this process's")
+                        help="lanes/schedule/relay-drain modes: the Redis of the gateway "
+                             "they start")
+    parser.add_argument("--server-pythonpath",
+                        default=os.environ.get("SMSGW_BENCH_SERVER_PYTHONPATH") or None,
+                        help="lanes/schedule/relay-drain modes: PYTHONPATH of the gateway "
+                             "they start (another checkout's server/; default "
+                             "$SMSGW_BENCH_SERVER_PYTHONPATH, else this process's)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +75,12 @@ class ScratchGateway:
     database_url: str  # the server's URL; the scratch database is created beside it
     redis_url: str
     pythonpath: str | None
-    label: str  # "lanes", "schedule": in the database's and the provider's names
+    label: str  # "lanes", "schedule", "relay": in the database's and the provider's names
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="smsgw-bench-")))
     gateway: Gateway | None = None
     created: bool = False
+    configured: bool = False  # a config file names the provider
 
     @property
     def provider(self) -> str:
@@ -88,9 +98,10 @@ class ScratchGateway:
     def environment(self) -> dict[str, str]:
         """What every child gets on top of this process's non-SMSGW environment."""
         env = {"SMSGW_DATABASE_URL": self.url, "SMSGW_REDIS_URL": self.redis_url,
-               "SMSGW_CONFIG": str(self.work / "smsgw.toml"),
                "SMSGW_DATA_DIR": str(self.work / "data"), "SMSGW_REST_ENABLED": "false",
                "SMSGW_WEBHOOKS_ENABLED": "false", "SMSGW_LOG_LEVEL": "WARNING"}
+        if self.configured:
+            env["SMSGW_CONFIG"] = str(self.work / "smsgw.toml")
         if self.pythonpath is not None:
             env["PYTHONPATH"] = self.pythonpath
         return env
@@ -104,21 +115,33 @@ class ScratchGateway:
                 capture_output=True, text=True, check=True, timeout=10).stdout.strip()
         return None
 
-    async def start(self, provider: Mapping[str, Any], tenants: Sequence[str]
-                    ) -> dict[str, Tenant]:
-        """Creates the database, the config and the tenants; starts the gateway."""
+    async def start(self, provider: Mapping[str, Any] | None, tenants: Sequence[str],
+                    env: Mapping[str, str] | None = None) -> dict[str, Tenant]:
+        """Creates the database, the config (none without a provider) and the tenants;
+        starts the gateway, with ``env`` on top of its environment."""
         conn = await asyncpg.connect(self.database_url)
         try:
             await conn.execute(f'CREATE DATABASE "{self.database}"')
             self.created = True
         finally:
             await conn.close()
-        (self.work / "smsgw.toml").write_text(_toml({"name": self.provider, **provider}))
+        if provider is not None:
+            (self.work / "smsgw.toml").write_text(_toml({"name": self.provider, **provider}))
+            self.configured = True
         made = await asyncio.gather(*(self._tenant(name) for name in tenants))
-        self.gateway = Gateway(self.environment(), self.work / "gateway.log",
+        await self.restart(env or {})
+        return {tenant.name: tenant for tenant in made}
+
+    async def restart(self, env: Mapping[str, str]) -> Gateway:
+        """Stops the gateway, if one runs, and starts another on the same database, with
+        ``env`` (settings of its own: SMSGW_RELAY_ENABLED, say) on top of the environment.
+        Both write to the same log."""
+        if self.gateway is not None:
+            await asyncio.to_thread(self.gateway.stop)
+        self.gateway = Gateway({**self.environment(), **env}, self.work / "gateway.log",
                                inherit_settings=False)
         await self.gateway.start()
-        return {tenant.name: tenant for tenant in made}
+        return self.gateway
 
     async def _tenant(self, name: str) -> Tenant:
         base = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
@@ -157,10 +180,14 @@ class ScratchGateway:
 
 
 @contextlib.asynccontextmanager
-async def scratch_gateway(args: argparse.Namespace, label: str, provider: Mapping[str, Any],
-                          tenants: Sequence[str]
+async def scratch_gateway(args: argparse.Namespace, label: str,
+                          provider: Mapping[str, Any] | None, tenants: Sequence[str],
+                          env: Mapping[str, str] | None = None
                           ) -> AsyncIterator[tuple[ScratchGateway, dict[str, Tenant]]]:
-    """A started ScratchGateway, undone on the way out (SIGTERM cancels the run, as Ctrl-C)."""
+    """A started ScratchGateway, undone on the way out (SIGTERM cancels the run, as Ctrl-C).
+
+    ``provider`` None: no config file, the server's default provider; ``env``: the
+    gateway's settings on top of the scratch environment."""
     rig = ScratchGateway(args.database_url, args.redis_url, args.server_pythonpath, label)
     loop, task = asyncio.get_running_loop(), asyncio.current_task()
     terminated: list[bool] = []
@@ -176,7 +203,7 @@ async def scratch_gateway(args: argparse.Namespace, label: str, provider: Mappin
     except (NotImplementedError, RuntimeError):  # not the main thread, or no signals
         handled = False
     try:
-        yield rig, await rig.start(provider, tenants)
+        yield rig, await rig.start(provider, tenants, env)
     except asyncio.CancelledError:
         if terminated:  # cleaned up below: end as a terminated process, without a traceback
             raise SystemExit(128 + signal.SIGTERM) from None

@@ -1,4 +1,4 @@
-"""``smsgw bench --mode lanes`` and ``--mode schedule`` run, report, and leave nothing behind.
+"""``smsgw bench --mode lanes``, ``schedule`` and ``relay-drain`` run, report, leave nothing behind.
 
 Smoke runs with tiny parameters: the JSON has its keys and sane counts, and
 the scratch database the bench created is gone afterwards. The timings are
@@ -86,3 +86,23 @@ async def test_the_schedule_bench_reports_when_scheduled_messages_left(stores):
     assert 0 <= first <= last, scheduled
     assert scheduled["first_to_last_sent_seconds"] >= 0
     assert await scratch_databases(stores[0], "schedule") == before
+
+
+async def test_the_relay_drain_bench_reports_the_drain_and_its_cpu(stores):
+    before = await scratch_databases(stores[0], "relay")
+    report = await bench(stores, "--mode", "relay-drain", "--drain-count", "300",
+                         "--drain-latency-ms", "2")
+    assert report["modes"] == ["relay-drain"]
+    drain = report["relay-drain"]
+    assert set(drain) == {"messages", "ingest_errors", "ingest_seconds", "outbox_left", "sent",
+                          "drain_seconds", "msg_per_s", "polled_seconds", "cpu_seconds",
+                          "server", "migrations", "simulator_latency_ms"}, drain
+    assert drain["messages"] == drain["sent"] == 300 and drain["ingest_errors"] == 0
+    assert drain["outbox_left"] == 0
+    assert drain["drain_seconds"] >= 0 and drain["polled_seconds"] >= 0
+    # One batch may leave in one write-back: no span, no rate.
+    assert drain["msg_per_s"] is None or drain["msg_per_s"] > 0
+    assert set(drain["cpu_seconds"]) == {"gateway", "postgres_backends"}
+    assert drain["server"] == "this build" and drain["migrations"] > 0
+    assert drain["simulator_latency_ms"] == 2
+    assert await scratch_databases(stores[0], "relay") == before

@@ -78,7 +78,7 @@ class Gateway:
                 if self.inherit_settings or not k.startswith("SMSGW_")}
         env = {**base, **self.env, "SMSGW_GRPC_ADDRESS": self.address,
                "SMSGW_HTTP_ADDRESS": f"127.0.0.1:{self.http_port}"}
-        with self.log.open("wb") as out:
+        with self.log.open("ab") as out:  # a gateway restarted appends to its log
             self.process = subprocess.Popen(  # noqa: ASYNC220 - outlives this call
                 [sys.executable, "-m", "smsgw", "serve"], env=env, stdout=out, stderr=out)
         deadline = time.monotonic() + 60

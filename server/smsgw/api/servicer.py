@@ -17,6 +17,7 @@ from smsgw.api.boundary import bidi_stream, server_stream, unary
 from smsgw.api.errors import rpc_status
 from smsgw.domain import errors
 from smsgw.domain.model import Message, PageRequest, Submission, SubmitOutcome
+from smsgw.domain.policy import UNLIMITED
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.validation import Limits, validate
 from smsgw.ports import MessageStore, WebhookStore
@@ -42,9 +43,9 @@ class ApiConfig:
 class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
     def __init__(self, auth: Authenticator, submitter: Submitter, messages: MessageStore,
                  watcher: Watcher, config: ApiConfig, webhooks: WebhookStore,
-                 gate: RateGate, policy_of: PolicyOf) -> None:
-        self._gate = gate
-        self._policy_of = policy_of
+                 gate: RateGate | None = None, policy_of: PolicyOf | None = None) -> None:
+        self._policy_of = policy_of or (lambda _tenant: UNLIMITED)
+        self._gate = gate or RateGate(None, self._policy_of)
         self._webhooks = webhooks
         self._auth = auth
         self._submitter = submitter

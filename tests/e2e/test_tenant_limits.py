@@ -175,3 +175,121 @@ async def _until_accepted(client: Any) -> None:
             assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         await asyncio.sleep(0.1)
     raise AssertionError("the raised limit never applied")
+
+
+async def test_quotas_refuse_with_the_reset_time_and_never_count_a_replay(
+        start_server, database_url):
+    server = await start_server()
+    admin = await new_tenant_key(database_url, scopes=("admin",))
+    name, key = await tenant(database_url)
+    await set_limits(server.address, admin, name, daily_segment_quota=3)
+    async with client_for(server.address, key) as client:
+        sent = [await client.stub.SendMessage(request(), metadata=client.auth)
+                for _ in range(3)]
+        # An idempotent replay of an accepted message returns it, full quota or not.
+        again = await client.stub.SendMessage(
+            request(key=sent[0].idempotency_key), metadata=client.auth)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.stub.SendMessage(request(), metadata=client.auth)
+        batch = await client.stub.BatchSendMessages(pb.BatchSendMessagesRequest(
+            requests=[request(key=sent[1].idempotency_key), request()]), metadata=client.auth)
+        usage = await client.stub.GetUsage(pb.GetUsageRequest(), metadata=client.auth)
+    assert again.id == sent[0].id
+    assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    status = details(refused.value)
+    info = unpack(status, error_details_pb2.ErrorInfo)
+    tomorrow = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)
+    assert info.reason == "QUOTA_EXCEEDED"
+    assert info.metadata["reset_time"] == f"{tomorrow.isoformat()}T00:00:00Z"
+    assert (info.metadata["period"], info.metadata["limit_segments"]) == ("daily", "3")
+    retry = unpack(status, error_details_pb2.RetryInfo).retry_delay.ToTimedelta()
+    assert dt.timedelta(0) < retry <= dt.timedelta(days=1)
+    assert unpack(status, error_details_pb2.QuotaFailure).violations[0].description == \
+        "daily_segment_quota"
+    assert batch.results[0].message.id == sent[1].id  # the replay, not an error
+    assert reason(batch.results[1].error) == "QUOTA_EXCEEDED"
+    assert (usage.daily.used_segments, usage.daily.limit_segments) == (3, 3)
+    assert usage.daily.reset_time.ToDatetime(dt.UTC).date() == tomorrow
+    assert (usage.monthly.used_segments, usage.monthly.limit_segments) == (3, 0)
+
+
+async def test_a_monthly_quota_resets_on_the_first_of_next_month(start_server, database_url):
+    server = await start_server()
+    admin = await new_tenant_key(database_url, scopes=("admin",))
+    name, key = await tenant(database_url)
+    await set_limits(server.address, admin, name, monthly_segment_quota=2)
+    async with client_for(server.address, key) as client:
+        await client.stub.SendMessage(request(body="x" * 200), metadata=client.auth)  # 2 parts
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await client.stub.SendMessage(request(), metadata=client.auth)
+    info = unpack(details(refused.value), error_details_pb2.ErrorInfo)
+    reset = dt.datetime.fromisoformat(info.metadata["reset_time"])
+    assert (info.reason, info.metadata["period"]) == ("QUOTA_EXCEEDED", "monthly")
+    assert (reset.day, reset.hour) == (1, 0) and reset > dt.datetime.now(dt.UTC)
+
+
+async def test_rest_answers_429_with_retry_after_and_the_status_as_json(
+        start_server, database_url):
+    server = await start_server(rest_enabled="true")
+    admin = await new_tenant_key(database_url, scopes=("admin",))
+    name, key = await tenant(database_url)
+    await set_limits(server.address, admin, name, rate_per_second=SLOW, burst=1)
+    body = {"to": "+16502530000", "body": "hi"}
+    first, sent = await asyncio.to_thread(_post, f"{server.rest_url}/v1/messages", key,
+                                          {**body, "idempotency_key": "one"})
+    code, headers, answer = await asyncio.to_thread(
+        _post_raw, f"{server.rest_url}/v1/messages", key, {**body, "idempotency_key": "two"})
+    assert first == 200, sent
+    assert code == 429
+    assert 60 < int(headers["retry-after"]) <= 1 / SLOW + 1
+    assert answer["code"] == 8
+    kinds = {d["@type"].rsplit(".", 1)[1]: d for d in answer["details"]}
+    assert kinds["ErrorInfo"]["reason"] == "RATE_LIMITED"
+    assert {"RetryInfo", "QuotaFailure"} <= set(kinds)
+    usage = json.loads(urllib.request.urlopen(urllib.request.Request(
+        f"{server.rest_url}/v1/usage", headers={"authorization": f"Bearer {key}"}),
+        timeout=30).read())
+    assert usage["daily"]["used_segments"] == "1" and usage["burst"] == 1
+
+
+def _post(url: str, key: str, body: object) -> tuple[int, dict]:
+    code, _, answer = _post_raw(url, key, body)
+    return code, answer
+
+
+def _post_raw(url: str, key: str, body: object) -> tuple[int, dict[str, str], dict]:
+    call = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST", headers={
+        "content-type": "application/json", "authorization": f"Bearer {key}"})
+    try:
+        with urllib.request.urlopen(call, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        headers = {k.lower(): v for k, v in error.headers.items()}
+        return error.code, headers, json.loads(error.read())
+
+
+async def test_with_redis_gone_rate_limits_fail_open_and_say_so(start_server, database_url):
+    redis = PrivateRedis()
+    redis.start()
+    try:
+        server = await start_server(redis_url=redis.url)
+        admin = await new_tenant_key(database_url, scopes=("admin",))
+        name, key = await tenant(database_url)
+        await set_limits(server.address, admin, name, rate_per_second=SLOW, burst=1,
+                         daily_segment_quota=4)
+        async with client_for(server.address, key) as client:
+            await client.stub.SendMessage(request(), metadata=client.auth)
+            with pytest.raises(grpc.aio.AioRpcError) as limited:  # enforced while Redis is up
+                await client.stub.SendMessage(request(), metadata=client.auth)
+            assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            redis.kill()
+            accepted = [await client.stub.SendMessage(request(), metadata=client.auth)
+                        for _ in range(3)]
+            # Quotas are Postgres's: still exact with Redis gone.
+            with pytest.raises(grpc.aio.AioRpcError) as over_quota:
+                await client.stub.SendMessage(request(), metadata=client.auth)
+        assert len({m.id for m in accepted}) == 3
+        assert reason(details(over_quota.value)) == "QUOTA_EXCEEDED"
+        assert metric(server.http_port, "sms_rate_limit_bypassed_total") >= 3
+    finally:
+        redis.destroy()

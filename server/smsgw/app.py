@@ -26,6 +26,7 @@ from smsgw.adapters.postgres.receipts import ReceiptRepository
 from smsgw.adapters.postgres.tenants import TenantDirectory as PostgresTenantDirectory
 from smsgw.adapters.postgres.webhooks import WebhookRepository
 from smsgw.adapters.redis_idempotency import RedisIdempotencyCache
+from smsgw.adapters.redis_tenant_rate import RedisTenantRateLimiter
 from smsgw.api.admin import AdminServicer
 from smsgw.api.auth import Authenticator
 from smsgw.api.interceptors import TolerantDecoding
@@ -43,6 +44,7 @@ from smsgw.ports import (
     WebhookStore,
 )
 from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
+from smsgw.services.admission import RateGate
 from smsgw.services.policies import PolicyCache
 from smsgw.services.receipts import ReceiptProcessor
 from smsgw.services.relay import Relay, RelayConfig
@@ -131,9 +133,10 @@ class Gateway:
         self.redis = redis_client.connect(s.redis_url)
         stores = self.stores = postgres_stores(self.db)
         self.cache = RedisIdempotencyCache(self.redis, s.idempotency_ttl_hours * 3600)
-        submitter = Submitter(stores.messages, self.cache, s.submit_batch_max, s.submit_flushers)
         self.policies = PolicyCache(stores.tenants, s.policy_refresh_seconds, self.board)
         await self._start(self.policies)
+        submitter = Submitter(stores.messages, self.cache, s.submit_batch_max, s.submit_flushers,
+                              policy_of=self.policies.policy)
         signal = Signal()
         watcher = Watcher(stores.events, signal,
                           WatchConfig(s.watch_heartbeat_seconds, s.watch_poll_seconds),
@@ -149,9 +152,12 @@ class Gateway:
         servicer = SmsServicer(
             Authenticator(stores.tenants), submitter, stores.messages, watcher,
             ApiConfig(_limits(s),
-                      s.stream_chunks_in_flight, s.submit_batch_max), stores.webhooks)
+                      s.stream_chunks_in_flight, s.submit_batch_max), stores.webhooks,
+            RateGate(RedisTenantRateLimiter(self.redis), self.policies.policy),
+            self.policies.policy)
         await self._start_grpc(servicer, AdminServicer(
-            Authenticator(stores.tenants), stores.dead_letters))
+            Authenticator(stores.tenants), stores.dead_letters, stores.tenants,
+            self.policies.refresh))
         ops = OpsServer(s.http_address, self.readiness, callbacks=self.callbacks)
         await self._start(ops)
         self.http_port = ops.port

@@ -43,3 +43,12 @@ SIMULATOR = Counter(
     "sms_simulator_messages_total",
     "Messages the carrier simulator took, by result: accepted, or duplicate (handed over again).",
     ["provider", "result"])
+TENANT_LIMITED = Counter(
+    "sms_tenant_limited_total",
+    "Messages refused or held back by a tenant's limits, by limit (rate, quota) and how "
+    "(refused: an error result; slowed: a bulk stream waited for the rate).",
+    ["limit", "how"])
+RATE_LIMIT_BYPASSED = Counter(
+    "sms_rate_limit_bypassed_total",
+    "Messages accepted without a tenant rate check because Redis could not be reached "
+    "(the limiter fails open).")

@@ -7,8 +7,9 @@ import asyncio
 import grpc
 import pytest
 
-from ghasi_sms_client import AsyncSmsClient, RetryPolicy, SmsClient, SmsError, pb
+from ghasi_sms_client import AsyncSmsClient, LimitExceeded, RetryPolicy, SmsClient, SmsError, pb
 from tests.conftest import free_port, new_tenant_key
+from tests.e2e.test_tenant_limits import set_limits
 
 pytestmark = pytest.mark.e2e
 
@@ -130,3 +131,34 @@ async def test_dataclass_flavour_interoperates_over_grpclib(start_server, databa
     assert [e.status for e in events][-1] == sms.MessageStatus.DELIVERED
     assert (same.id, same.body, dict(same.metadata)) == (message.id, "from a dataclass",
                                                           {"via": "grpclib"})
+
+
+async def test_limits_surface_as_a_typed_error_with_the_retry_delay(start_server, database_url):
+    server = await start_server()
+    admin = await new_tenant_key(database_url, scopes=("admin",))
+    rated, quota = "py-rated", "py-quota"
+    rated_key = await new_tenant_key(database_url, rated)
+    quota_key = await new_tenant_key(database_url, quota)
+    await set_limits(server.address, admin, rated, rate_per_second=0.001, burst=1)
+    await set_limits(server.address, admin, quota, daily_segment_quota=1)
+    async with AsyncSmsClient(server.address, rated_key) as sms:
+        await sms.send("+16502530000", "first")
+        with pytest.raises(LimitExceeded) as limited:
+            await sms.send("+16502530000", "second")
+
+    def over_quota() -> tuple[pb.Usage, LimitExceeded]:
+        with SmsClient(server.address, quota_key) as sms:
+            sms.send("+16502530000", "first")
+            try:
+                sms.send("+16502530000", "second")
+            except LimitExceeded as error:
+                return sms.usage(), error
+        raise AssertionError("the quota did not refuse")
+
+    usage, exceeded = await asyncio.to_thread(over_quota)
+    assert limited.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert limited.value.rate_limited and limited.value.reason == "RATE_LIMITED"
+    assert limited.value.retry_after is not None and limited.value.retry_after > 60
+    assert exceeded.quota_exceeded and exceeded.reset_time is not None
+    assert exceeded.retry_after is not None and exceeded.retry_after > 0
+    assert (usage.daily.used_segments, usage.daily.limit_segments) == (1, 1)

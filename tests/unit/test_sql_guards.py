@@ -175,7 +175,8 @@ def test_every_query_follows_the_state_machine(key: tuple[str, str]) -> None:
 def test_the_checker_sees_every_status_change() -> None:
     assert {key for key, sql in RAW.items() if _set_status(_clean(sql))} == STATUS_CHANGES
     assert {key for key, sql in RAW.items() if "messages" in inserted_values(_clean(sql))} == {
-        ("messages", "insert_messages"), ("dead_letters", "insert_replay")}
+        ("messages", "insert_messages"), ("messages", "insert_messages_within_quota"),
+        ("dead_letters", "insert_replay")}
 
 
 def test_every_query_renders_without_a_placeholder_left() -> None:

@@ -12,7 +12,7 @@ import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import {
   type Message,
   type MessageStatus,
@@ -22,6 +22,7 @@ import {
   SendMessagesRequestSchema,
   SmsService,
   type StatusEvent,
+  type Usage,
   WatchEndReason,
 } from "./gen/ghasi/sms/v1/sms_pb.js";
 
@@ -59,13 +60,19 @@ export interface FieldViolation {
   description: string;
 }
 
-/** A failed call: the gRPC code, the server's ErrorInfo reason and field violations. */
+/**
+ * A failed call: the gRPC code, the server's ErrorInfo reason and metadata, field violations,
+ * and when to retry (google.rpc.RetryInfo) if the server said.
+ */
 export class SmsError extends Error {
   constructor(
     readonly code: Code,
     message: string,
     readonly reason = "",
     readonly violations: FieldViolation[] = [],
+    /** The server's RetryInfo in milliseconds; undefined when it sent none. */
+    readonly retryAfterMs?: number,
+    readonly metadata: Record<string, string> = {},
   ) {
     super(`${Code[code]}: ${message}`);
     this.name = "SmsError";
@@ -77,7 +84,35 @@ export class SmsError extends Error {
     const violations = failure
       .findDetails(BadRequestSchema)
       .flatMap((bad) => bad.fieldViolations.map((v) => ({ field: v.field, description: v.description })));
-    return new SmsError(failure.code, failure.rawMessage, info?.reason ?? "", violations);
+    const delay = failure.findDetails(RetryInfoSchema)[0]?.retryDelay;
+    const retryAfterMs = delay ? Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6) : undefined;
+    const Kind = failure.code === Code.ResourceExhausted ? LimitExceeded : SmsError;
+    return new Kind(failure.code, failure.rawMessage, info?.reason ?? "", violations, retryAfterMs, {
+      ...(info?.metadata ?? {}),
+    });
+  }
+}
+
+/**
+ * RESOURCE_EXHAUSTED: a tenant limit said "not now". `reason` is RATE_LIMITED (retry after
+ * `retryAfterMs`) or QUOTA_EXCEEDED (a segment quota is used up until `resetTime`). Not retried
+ * by the client: a retry sooner than `retryAfterMs` is refused again.
+ */
+export class LimitExceeded extends SmsError {
+  override name = "LimitExceeded";
+
+  get rateLimited(): boolean {
+    return this.reason === "RATE_LIMITED";
+  }
+
+  get quotaExceeded(): boolean {
+    return this.reason === "QUOTA_EXCEEDED";
+  }
+
+  /** When an exceeded quota resets, if the server said. */
+  get resetTime(): Date | undefined {
+    const text = this.metadata["reset_time"];
+    return text ? new Date(text) : undefined;
   }
 }
 
@@ -102,6 +137,11 @@ export class SmsClient {
   send(to: string, body: string, options: SendOptions = {}): Promise<Message> {
     const request = sendRequest({ to, body, ...options });
     return this.unary(() => this.client.sendMessage(request, { timeoutMs: options.timeoutMs ?? this.timeoutMs }));
+  }
+
+  /** Today's and this month's segments against the quotas, and the rate limit. */
+  usage(): Promise<Usage> {
+    return this.unary(() => this.client.getUsage({}, { timeoutMs: this.timeoutMs }));
   }
 
   get(id: string): Promise<Message> {

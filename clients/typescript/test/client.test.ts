@@ -4,10 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Code, MessageStatus, SmsClient, SmsError } from "../src/index.js";
+import { Code, LimitExceeded, MessageStatus, SmsClient, SmsError } from "../src/index.js";
 
 const baseUrl = process.env.SMSGW_TS_URL ?? "";
 const apiKey = process.env.SMSGW_TS_API_KEY ?? "";
+// A tenant limited to one message now and a daily quota of one segment.
+const limitedKey = process.env.SMSGW_TS_LIMITED_KEY ?? "";
 const client = () => new SmsClient({ baseUrl, apiKey });
 
 test("send, replay by key, watch to the end, get and list", async () => {
@@ -83,4 +85,19 @@ test("watch resumes after a cursor without gaps or repeats", async () => {
   }
   for await (const event of sms.watch([message.id], { afterCursor: cursor })) seen.push(event.status);
   assert.deepEqual(seen, [MessageStatus.QUEUED, MessageStatus.SENDING, MessageStatus.SENT, MessageStatus.DELIVERED]);
+});
+
+test("a tenant limit is a LimitExceeded carrying the retry delay and the reason", async () => {
+  const sms = new SmsClient({ baseUrl, apiKey: limitedKey });
+  await sms.send("+16502530000", "the one that fits");
+  await assert.rejects(sms.send("+16502530000", "one too many"), (error: unknown) => {
+    assert.ok(error instanceof LimitExceeded);
+    assert.equal(error.code, Code.ResourceExhausted);
+    assert.ok(error.rateLimited || error.quotaExceeded);
+    assert.ok((error.retryAfterMs ?? 0) > 0);
+    return true;
+  });
+  const usage = await sms.usage();
+  assert.equal(usage.daily?.usedSegments, 1n);
+  assert.equal(usage.daily?.limitSegments, 1n);
 });

@@ -1,4 +1,4 @@
-"""SmsAdminService: the dead-letter queue, for keys with the 'admin' scope."""
+"""SmsAdminService: the dead-letter queue and tenant limits, for keys with the 'admin' scope."""
 
 from __future__ import annotations
 
@@ -6,16 +6,19 @@ import base64
 import datetime as dt
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
 
-from smsgw.api import convert, requests
+from smsgw.api import convert, limits, requests
 from smsgw.api.auth import Authenticator
 from smsgw.api.boundary import unary
-from smsgw.domain.errors import ValidationFailed
+from smsgw.domain.errors import NotFound, ValidationFailed
+from smsgw.domain.model import Tenant
+from smsgw.domain.policy import UNLIMITED
 from smsgw.domain.records import DeadLetter, DeadLetterFilter
-from smsgw.ports import DeadLetterStore
+from smsgw.ports import DeadLetterStore, TenantDirectory
 from smsgw.proto import admin_pb2 as pb
 from smsgw.proto import admin_pb2_grpc, sms_pb2
 
@@ -24,9 +27,44 @@ DEFAULT_PAGE, MAX_PAGE, MAX_REPLAY = 50, 500, 1000
 
 
 class AdminServicer(admin_pb2_grpc.SmsAdminServiceServicer):
-    def __init__(self, auth: Authenticator, dead_letters: DeadLetterStore) -> None:
+    def __init__(self, auth: Authenticator, dead_letters: DeadLetterStore,
+                 tenants: TenantDirectory,
+                 policies_changed: Callable[[], Awaitable[None]] | None = None) -> None:
         self._auth = auth
         self._dead_letters = dead_letters
+        self._tenants = tenants
+        self._policies_changed = policies_changed
+
+    @unary
+    async def GetTenantLimits(self, request: pb.GetTenantLimitsRequest,
+                              context: Context) -> pb.TenantLimits:
+        await self._auth.tenant(context, scope="admin")
+        tenant = await self._tenant(request.tenant, "tenant")
+        policy = (await self._tenants.policies()).get(tenant.id, UNLIMITED)
+        return limits.tenant_limits(tenant, policy)
+
+    @unary
+    async def SetTenantLimits(self, request: pb.SetTenantLimitsRequest,
+                              context: Context) -> pb.TenantLimits:
+        """Stored at once; every replica's policy cache has it within its refresh
+        interval, this one's at once."""
+        await self._auth.tenant(context, scope="admin")
+        tenant = await self._tenant(request.limits.tenant, "limits.tenant")
+        current = (await self._tenants.policies()).get(tenant.id, UNLIMITED)
+        policy = limits.updated_policy(current, request.limits, list(request.update_mask.paths))
+        if not await self._tenants.set_policy(tenant.id, policy):
+            raise NotFound(f"tenant {request.limits.tenant!r} not found")
+        if self._policies_changed is not None:
+            await self._policies_changed()
+        return limits.tenant_limits(tenant, policy)
+
+    async def _tenant(self, name_or_id: str, field: str) -> Tenant:
+        if not name_or_id:
+            raise ValidationFailed.single(field, "is required: a tenant's name or id")
+        tenant = await self._tenants.find(name_or_id)
+        if tenant is None:
+            raise NotFound(f"tenant {name_or_id!r} not found")
+        return tenant
 
     @unary
     async def ListDeadLetters(self, request: pb.ListDeadLettersRequest,

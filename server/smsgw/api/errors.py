@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
@@ -21,6 +22,7 @@ _CODES: dict[type[errors.SmsError], grpc.StatusCode] = {
     errors.NotCancelable: grpc.StatusCode.FAILED_PRECONDITION,
     errors.InvalidTransition: grpc.StatusCode.FAILED_PRECONDITION,
     errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 
@@ -34,11 +36,17 @@ def grpc_code(error: errors.SmsError) -> grpc.StatusCode:
 def rpc_status(error: errors.SmsError) -> status_pb2.Status:
     """The google.rpc.Status for an error: used for aborts and for bulk item results."""
     code = grpc_code(error)
-    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN))]
-    if isinstance(error, errors.Unavailable):
+    metadata = error.metadata if isinstance(error, errors.ResourceExhausted) else {}
+    details = [_pack(error_details_pb2.ErrorInfo(reason=error.reason, domain=DOMAIN,
+                                                 metadata=metadata))]
+    if isinstance(error, errors.Unavailable | errors.ResourceExhausted):
         delay = duration_pb2.Duration()
         delay.FromTimedelta(dt.timedelta(seconds=error.retry_after_seconds))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
+    if isinstance(error, errors.ResourceExhausted):
+        details.append(_pack(error_details_pb2.QuotaFailure(violations=[
+            error_details_pb2.QuotaFailure.Violation(subject=error.subject,
+                                                     description=error.limit)])))
     if isinstance(error, errors.ValidationFailed):
         details.append(_pack(error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
@@ -48,8 +56,17 @@ def rpc_status(error: errors.SmsError) -> status_pb2.Status:
                              details=details)
 
 
-def trailing_metadata(status: status_pb2.Status) -> tuple[tuple[str, bytes], ...]:
-    return (("grpc-status-details-bin", status.SerializeToString()),)
+def trailing_metadata(status: status_pb2.Status) -> tuple[tuple[str, str | bytes], ...]:
+    """The status's details; and when it says when to retry, ``retry-after`` in whole
+    seconds, which Envoy's transcoder hands REST callers as the Retry-After header."""
+    found: tuple[tuple[str, str | bytes], ...] = (
+        ("grpc-status-details-bin", status.SerializeToString()),)
+    for packed in status.details:
+        retry = error_details_pb2.RetryInfo()
+        if packed.Is(retry.DESCRIPTOR) and packed.Unpack(retry):
+            seconds = retry.retry_delay.ToTimedelta().total_seconds()
+            found += (("retry-after", str(max(1, math.ceil(seconds)))),)
+    return found
 
 
 def _pack(message: object) -> any_pb2.Any:

@@ -11,17 +11,19 @@ from typing import Any
 import grpc
 
 from smsgw import metrics
-from smsgw.api import convert, requests
+from smsgw.api import convert, limits, requests
 from smsgw.api.auth import Authenticator
 from smsgw.api.boundary import bidi_stream, server_stream, unary
 from smsgw.api.errors import rpc_status
 from smsgw.domain import errors
 from smsgw.domain.model import Message, PageRequest, Submission, SubmitOutcome
+from smsgw.domain.policy import UNLIMITED
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.validation import Limits, validate
 from smsgw.ports import MessageStore, WebhookStore
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
+from smsgw.services.admission import PolicyOf, RateGate
 from smsgw.services.submitter import Submitter
 from smsgw.services.watch import End, Heartbeat, Watcher
 from smsgw.services.webhooks import new_secret
@@ -40,7 +42,10 @@ class ApiConfig:
 
 class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
     def __init__(self, auth: Authenticator, submitter: Submitter, messages: MessageStore,
-                 watcher: Watcher, config: ApiConfig, webhooks: WebhookStore) -> None:
+                 watcher: Watcher, config: ApiConfig, webhooks: WebhookStore,
+                 gate: RateGate | None = None, policy_of: PolicyOf | None = None) -> None:
+        self._policy_of = policy_of or (lambda _tenant: UNLIMITED)
+        self._gate = gate or RateGate(None, self._policy_of)
         self._webhooks = webhooks
         self._auth = auth
         self._submitter = submitter
@@ -53,7 +58,8 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         tenant = await self._auth.tenant(context)
         try:
             submission = validate(convert.send_request(request), self._config.limits)
-        except errors.ValidationFailed:
+            await self._gate.check(tenant.id)
+        except (errors.ValidationFailed, errors.RateLimited):
             metrics.SUBMITTED.labels("rejected").inc()
             raise
         outcome = await self._submitter.submit(tenant.id, submission)
@@ -71,8 +77,13 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
             raise errors.ValidationFailed.single("requests", "at least one item is required")
         if len(request.requests) > MAX_BATCH:
             raise errors.ValidationFailed.single("requests", f"at most {MAX_BATCH} items")
-        results = await self._submit_chunk(tenant.id, 0, request.requests)
+        results = await self._submit_chunk(tenant.id, 0, request.requests, rate_checked=False)
         return pb.BatchSendMessagesResponse(results=results)
+
+    @unary
+    async def GetUsage(self, request: pb.GetUsageRequest, context: Context) -> pb.Usage:
+        tenant = await self._auth.tenant(context)
+        return limits.usage(await self._messages.usage(tenant.id), self._policy_of(tenant.id))
 
     @bidi_stream
     async def SendMessages(self, request_iterator: AsyncIterator[pb.SendMessagesRequest],
@@ -100,6 +111,10 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
         index = 0
         try:
             async for request in incoming:
+                if len(request.items) <= MAX_BATCH:
+                    # Read on at the tenant's rate: while this waits, flow control
+                    # holds the client back; nothing is refused for the rate.
+                    await self._gate.wait(tenant, len(request.items))
                 await self._queue_chunk(tenant, index, request.items, chunks)
                 index += len(request.items)
         except Exception as exc:
@@ -115,7 +130,8 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
             return
         for start in range(0, len(items), self._config.batch_max):
             part = items[start:start + self._config.batch_max]
-            chunk = asyncio.create_task(self._submit_chunk(tenant, first_index + start, part))
+            chunk = asyncio.create_task(self._submit_chunk(tenant, first_index + start, part,
+                                                           rate_checked=True))
             try:
                 await chunks.put(chunk)
             except asyncio.CancelledError:  # the stream ended while the queue was full
@@ -123,8 +139,10 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
                 raise
 
     async def _submit_chunk(self, tenant: uuid.UUID, first_index: int,
-                            items: Sequence[pb.SendMessageRequest]) -> list[pb.SendMessageResult]:
-        """Validates and stores one chunk; every item gets its own result."""
+                            items: Sequence[pb.SendMessageRequest], *,
+                            rate_checked: bool) -> list[pb.SendMessageResult]:
+        """Validates and stores one chunk; every item gets its own result. Unless the
+        stream already waited for them, the valid items over the rate are refused."""
         results: list[pb.SendMessageResult | None] = [None] * len(items)
         valid: list[tuple[int, Submission]] = []
         for offset, item in enumerate(items):
@@ -134,6 +152,12 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
             except errors.ValidationFailed as exc:
                 metrics.SUBMITTED.labels("rejected").inc()
                 results[offset] = _result(first_index + offset, item, error=exc)
+        if valid and not rate_checked:
+            granted, refusal = await self._gate.split(tenant, len(valid))
+            for offset, _ in valid[granted:]:
+                metrics.SUBMITTED.labels("rejected").inc()
+                results[offset] = _result(first_index + offset, items[offset], error=refusal)
+            valid = valid[:granted]
         if valid:
             try:
                 outcomes = await self._submitter.submit_many(tenant, [s for _, s in valid])

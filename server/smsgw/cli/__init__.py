@@ -63,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     """Every command, in the order ``smsgw --help`` lists them."""
     parser = argparse.ArgumentParser(prog="smsgw", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND", parser_class=Parser)
-    server.add_commands(commands)
-    operators.add_commands(commands)
+    tenant_actions = server.add_commands(commands)
+    operators.add_commands(commands, tenant_actions)
     client.add_commands(commands)
     bench.add_commands(commands)
     return parser

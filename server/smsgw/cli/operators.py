@@ -1,14 +1,24 @@
-"""Commands for operators, not tenants: keys, the dead-letter queue, the SMSC simulator."""
+"""Commands for operators, not tenants: keys, tenant limits, the dead-letter queue, the SMSC
+simulator.
+
+Tenant limits go through the admin API (an admin-scoped key), not the database
+as ``tenant create`` does: ``tenant create`` bootstraps the first key, before
+any key exists; limits change on a running system, so they take the path with
+its validation, its authorization and its audit in one place, and the replica
+that takes the call applies them at once (the others within their policy refresh).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf import field_mask_pb2
 from google.protobuf.message import Message
 
 from smsgw.cli.common import (
@@ -25,7 +35,26 @@ from smsgw.proto import admin_pb2, admin_pb2_grpc
 from smsgw.settings import Settings
 
 
-def add_commands(commands: Commands) -> None:
+def add_commands(commands: Commands, tenant_actions: Commands) -> None:
+    limits = tenant_actions.add_parser(
+        "limits", help="a tenant's rate limit, quotas, weight and quiet hours (admin key)")
+    set_limits = tenant_actions.add_parser(
+        "set-limits", help="change a tenant's limits at run time; only the options given change "
+                           "(0 means no limit; admin key)")
+    for command in (limits, set_limits):
+        command.add_argument("name", help="the tenant's name or id")
+        client_options(command)
+    set_limits.add_argument("--rate", type=float, help="messages per second, across replicas")
+    set_limits.add_argument("--burst", type=int, help="messages at once above the rate")
+    set_limits.add_argument("--daily-quota", type=int, help="segments per UTC day")
+    set_limits.add_argument("--monthly-quota", type=int, help="segments per calendar month")
+    set_limits.add_argument("--weight", type=int, help="share within a priority lane (1-1000)")
+    set_limits.add_argument("--quiet-hours", metavar="HH:MM-HH:MM",
+                            help="no marketing in this window of the recipient's local time; "
+                                 "'none' to clear")
+    limits.set_defaults(run=_limits)
+    set_limits.set_defaults(run=_set_limits)
+
     key = commands.add_parser("key", help="manage API keys")
     key_commands = key.add_subparsers(required=True, metavar="ACTION")
     create_key = key_commands.add_parser("create", help="issue another key for a tenant")
@@ -51,6 +80,56 @@ def add_commands(commands: Commands) -> None:
                                help="run the SMSC simulator (SMPP 3.4 server); --help for options")
     smsc.add_argument("options", nargs=argparse.REMAINDER)
     smsc.set_defaults(run=_smsc_sim)
+
+
+_OPTIONS = {"rate": "rate_per_second", "burst": "burst", "daily_quota": "daily_segment_quota",
+            "monthly_quota": "monthly_segment_quota", "weight": "weight",
+            "quiet_hours": "quiet_hours"}
+_WINDOW = re.compile(r"^\s*(\S+)\s*-\s*(\S+)\s*$")
+
+
+async def _limits(args: argparse.Namespace, settings: Settings) -> int:
+    return await _admin(args, settings, admin_pb2.GetTenantLimitsRequest(tenant=args.name))
+
+
+async def _set_limits(args: argparse.Namespace, settings: Settings) -> int:
+    given = {option: getattr(args, option) for option in _OPTIONS
+             if getattr(args, option) is not None}
+    if not given:
+        raise SystemExit("nothing to change: give at least one of --rate, --burst, "
+                         "--daily-quota, --monthly-quota, --weight, --quiet-hours")
+    limits = admin_pb2.TenantLimits(tenant=args.name)
+    for option, value in given.items():
+        if option == "quiet_hours":
+            limits.quiet_hours.CopyFrom(_quiet_hours(value))
+        else:
+            setattr(limits, _OPTIONS[option], value)
+    mask = field_mask_pb2.FieldMask(paths=[_OPTIONS[option] for option in given])
+    return await _admin(args, settings,
+                        admin_pb2.SetTenantLimitsRequest(limits=limits, update_mask=mask))
+
+
+def _quiet_hours(text: str) -> admin_pb2.QuietHours:
+    if text.strip().lower() in ("", "none", "off"):
+        return admin_pb2.QuietHours()
+    window = _WINDOW.match(text)
+    if window is None:
+        raise SystemExit(f"--quiet-hours: expected HH:MM-HH:MM (or 'none'), got {text!r}")
+    return admin_pb2.QuietHours(start=window[1], end=window[2])
+
+
+async def _admin(args: argparse.Namespace, settings: Settings, request: Message) -> int:
+    """One admin call; prints its answer as one JSON line."""
+    address, key = client_target(args, settings)
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = AuthorizedStub(admin_pb2_grpc.SmsAdminServiceStub(channel), key)
+        method = (stub.SetTenantLimits if isinstance(request, admin_pb2.SetTenantLimitsRequest)
+                  else stub.GetTenantLimits)
+        try:
+            print_lines([await method(request)])
+        except grpc.aio.AioRpcError as exc:
+            return failed(exc)
+    return 0
 
 
 async def _dlq(args: argparse.Namespace, settings: Settings) -> int:

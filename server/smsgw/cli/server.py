@@ -19,7 +19,8 @@ from smsgw.cli.common import LOCAL_TENANT, Commands, local_key_file, note
 from smsgw.settings import Settings
 
 
-def add_commands(commands: Commands) -> None:
+def add_commands(commands: Commands) -> Commands:
+    """Returns the ``tenant`` command's actions, which operators.py adds to."""
     serve = commands.add_parser("serve", help="run the gateway (gRPC, relay, metrics)")
     serve.set_defaults(run=_serve)
 
@@ -39,6 +40,7 @@ def add_commands(commands: Commands) -> None:
     create.add_argument("--scope", action="append", choices=("send", "admin"), default=[],
                         help="what the key may do (repeatable; default: send)")
     create.set_defaults(run=tenant_create)
+    return tenant_commands
 
 
 async def _serve(_args: argparse.Namespace, settings: Settings) -> int:

@@ -65,3 +65,33 @@ class Unavailable(SmsError):
 
     reason = "UNAVAILABLE"
     retry_after_seconds = 1.0  # sent to callers as google.rpc.RetryInfo
+
+
+class ResourceExhausted(SmsError):
+    """A tenant's limit says "not now": the caller may retry after ``retry_after_seconds``.
+
+    ``subject`` and ``limit`` become the google.rpc.QuotaFailure violation,
+    ``metadata`` the ErrorInfo metadata (e.g. a quota's reset time).
+    """
+
+    reason = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, *, retry_after_seconds: float, subject: str, limit: str,
+                 metadata: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+        self.subject = subject
+        self.limit = limit
+        self.metadata = metadata or {}
+
+
+class RateLimited(ResourceExhausted):
+    """Over the tenant's messages-per-second rate (and its burst)."""
+
+    reason = "RATE_LIMITED"
+
+
+class QuotaExceeded(ResourceExhausted):
+    """Over the tenant's daily or monthly segment quota; it resets at ``metadata['reset_time']``."""
+
+    reason = "QUOTA_EXCEEDED"

@@ -19,6 +19,7 @@ from smsgw.ports.stores import (
     RateLimiter,
     ReceiptStore,
     TenantDirectory,
+    TenantRateLimiter,
     WebhookStore,
 )
 
@@ -27,5 +28,5 @@ Wakeup = Callable[[], Awaitable[None]]
 __all__ = [
     "DeadLetterStore", "DeliveryReceipt", "EventLog", "IdempotencyCache", "MessageStore",
     "OutboundMessage", "Outbox", "ProviderError", "RateLimiter", "ReceiptSink", "ReceiptStore",
-    "SendPort", "SendResult", "TenantDirectory", "Wakeup", "WebhookStore",
+    "SendPort", "SendResult", "TenantDirectory", "TenantRateLimiter", "Wakeup", "WebhookStore",
 ]

@@ -22,6 +22,7 @@ from smsgw.domain.model import (
     Tenant,
 )
 from smsgw.domain.policy import TenantPolicy
+from smsgw.domain.quota import PeriodUsage, QuotaRefusal, SegmentQuota
 from smsgw.domain.records import (
     DeadLetter,
     DeadLetterFilter,
@@ -47,6 +48,24 @@ class MessageStore(Protocol):
         Items whose idempotency key the tenant already used are left out;
         the caller resolves them with ``find_by_keys``.
         """
+        ...
+
+    async def insert_within_quota(
+        self, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], items: Sequence[Submission],
+        quota: SegmentQuota,
+    ) -> tuple[dict[uuid.UUID, dt.datetime], QuotaRefusal | None]:
+        """``insert``, counting segments against the tenant's quotas in the same transaction.
+
+        The new items that fit, in order (a prefix), are written and their
+        segments counted in the day's and the month's usage; the new items
+        after the first that does not fit are refused (returned in the
+        refusal with the period that refused them). Items whose key is taken
+        are neither written nor counted nor refused.
+        """
+        ...
+
+    async def usage(self, tenant_id: uuid.UUID) -> list[PeriodUsage]:
+        """Segments accepted in the current UTC day and month (in that order)."""
         ...
 
     async def find_by_keys(self, tenant_id: uuid.UUID,
@@ -204,4 +223,19 @@ class RateLimiter(Protocol):
 
     def room(self, now: float) -> int:
         """How many sends may try the limiter now (few while it is unreachable)."""
+        ...
+
+
+class TenantRateLimiter(Protocol):
+    """Each tenant's submission rate, shared by every replica (a GCRA on Redis's clock)."""
+
+    async def take(self, tenant: uuid.UUID, rate: float, burst: int,
+                   count: int) -> tuple[int, float]:
+        """Takes up to ``count`` permits at ``rate`` per second with ``burst`` at once.
+
+        Returns (granted, seconds until the next permit is free): granted may
+        be fewer than asked (none when the tenant is over its rate); the wait
+        is 0 while permits are left. Raises ``Unavailable`` when the shared
+        state cannot be reached.
+        """
         ...

@@ -14,14 +14,18 @@ import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from smsgw.domain.errors import IdempotencyKeyReused
 from smsgw.domain.ids import new_ids
 from smsgw.domain.model import Message, Submission, SubmitOutcome
+from smsgw.domain.policy import UNLIMITED, TenantPolicy
+from smsgw.domain.quota import QuotaRefusal, SegmentQuota, quota_exceeded
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import IdempotencyCache, MessageStore
+
+PolicyOf = Callable[[uuid.UUID], TenantPolicy]
 
 # A parallel flush is worth its round trips only for a batch at least this big.
 PARALLEL_FLUSH_MIN = 32
@@ -37,9 +41,10 @@ class _Parked:
 class Submitter:
     def __init__(
         self, messages: MessageStore, cache: IdempotencyCache | None,
-        batch_max: int = 1000, flushers: int = 3,
+        batch_max: int = 1000, flushers: int = 3, policy_of: PolicyOf | None = None,
     ) -> None:
         self._messages = messages
+        self._policy_of = policy_of or (lambda _tenant: UNLIMITED)
         self._cache = cache
         self._batch_max = batch_max
         self._max_flushes = flushers
@@ -145,18 +150,34 @@ class Submitter:
     ) -> None:
         if not indexes:
             return
-        written = await self._messages.insert(
-            tenant, [ids[i] for i in indexes], [items[i] for i in indexes])
+        written, refusal = await self._write(tenant, [ids[i] for i in indexes],
+                                             [items[i] for i in indexes])
         conflicts = []
+        refused = refusal.ids if refusal is not None else frozenset()
         for index in indexes:
             created = written.get(ids[index])
-            if created is None:
+            if ids[index] in refused:
+                assert refusal is not None
+                outcomes[index] = SubmitOutcome(None, quota_exceeded(
+                    tenant, refusal, dt.datetime.now(dt.UTC)))
+            elif created is None:
                 conflicts.append(index)
             else:
                 outcomes[index] = SubmitOutcome(_new_message(tenant, ids[index], items[index],
                                                              created))
+        if refused and self._cache is not None:  # not sent: the key is free to use again
+            await self._cache.release(tenant, [items[i].idempotency_key for i in indexes
+                                               if ids[i] in refused])
         if conflicts:
             await self._resolve_conflicts(tenant, items, conflicts, outcomes)
+
+    async def _write(self, tenant: uuid.UUID, ids: list[uuid.UUID], items: list[Submission]
+                     ) -> tuple[dict[uuid.UUID, dt.datetime], QuotaRefusal | None]:
+        """Counted against the tenant's quotas only when it has one: no cost otherwise."""
+        quota = SegmentQuota.of(self._policy_of(tenant))
+        if quota is None:
+            return await self._messages.insert(tenant, ids, items), None
+        return await self._messages.insert_within_quota(tenant, ids, items, quota)
 
     async def _resolve_conflicts(
         self, tenant: uuid.UUID, items: Sequence[Submission], indexes: list[int],

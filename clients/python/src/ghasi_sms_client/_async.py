@@ -59,6 +59,10 @@ class AsyncSmsClient:
         return await self._unary(self._stub.CancelMessage,
                                  pb.CancelMessageRequest(id=message_id), timeout)
 
+    async def usage(self, *, timeout: float | None = None) -> pb.Usage:
+        """Today's and this month's segments against the quotas, and the rate limit."""
+        return await self._unary(self._stub.GetUsage, pb.GetUsageRequest(), timeout)
+
     async def list(self, *, statuses: Sequence[pb.MessageStatus] = (), to: str = "",
                    page_size: int = 100) -> AsyncIterator[pb.Message]:
         """Every matching message, newest first, fetching pages as it goes."""

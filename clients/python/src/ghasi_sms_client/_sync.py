@@ -62,6 +62,11 @@ class SmsClient:
                                           pb.CancelMessageRequest(id=message_id), timeout)
         return message
 
+    def usage(self, *, timeout: float | None = None) -> pb.Usage:
+        """Today's and this month's segments against the quotas, and the rate limit."""
+        usage: pb.Usage = self._unary(self._stub.GetUsage, pb.GetUsageRequest(), timeout)
+        return usage
+
     def list(self, *, statuses: Sequence[pb.MessageStatus] = (), to: str = "",
              page_size: int = 100) -> Iterator[pb.Message]:
         token = ""

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smsgw.adapters.memory.cache import MemoryIdempotencyCache, MemoryRateLimiter
+from smsgw.adapters.memory.cache import (
+    MemoryIdempotencyCache,
+    MemoryRateLimiter,
+    MemoryTenantRateLimiter,
+)
 from smsgw.adapters.memory.dead_letters import MemoryDeadLetterStore
 from smsgw.adapters.memory.events import MemoryEventLog
 from smsgw.adapters.memory.messages import MemoryMessageStore, MemoryTenantDirectory
@@ -27,6 +31,7 @@ from smsgw.ports import (
     RateLimiter,
     ReceiptStore,
     TenantDirectory,
+    TenantRateLimiter,
     WebhookStore,
 )
 
@@ -49,8 +54,10 @@ class MemoryStores:
         self.dead_letters: DeadLetterStore = MemoryDeadLetterStore(self.state)
         self.tenants: TenantDirectory = MemoryTenantDirectory(self.state)
         self.cache: IdempotencyCache = MemoryIdempotencyCache()
+        self.tenant_rates: TenantRateLimiter = MemoryTenantRateLimiter()
 
 
 __all__ = ["MemoryDeadLetterStore", "MemoryEventLog", "MemoryIdempotencyCache",
            "MemoryMessageStore", "MemoryOutbox", "MemoryRateLimiter", "MemoryReceiptStore",
-           "MemoryState", "MemoryStores", "MemoryTenantDirectory", "MemoryWebhookStore"]
+           "MemoryState", "MemoryStores", "MemoryTenantDirectory", "MemoryTenantRateLimiter",
+           "MemoryWebhookStore"]

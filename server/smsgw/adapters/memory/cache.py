@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 class MemoryIdempotencyCache:
@@ -42,3 +43,23 @@ class MemoryRateLimiter:
 
     def room(self, now: float) -> int:
         return 1 << 30
+
+
+class MemoryTenantRateLimiter:
+    """The same GCRA as adapters/redis_tenant_rate.py, on this process's clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._tat: dict[uuid.UUID, float] = {}
+
+    async def take(self, tenant: uuid.UUID, rate: float, burst: int,
+                   count: int) -> tuple[int, float]:
+        if count <= 0:
+            return 0, 0.0
+        now, interval, burst = self._clock(), 1 / rate, max(1, burst)
+        tat = max(now, self._tat.get(tenant, now))
+        granted = max(0, min(count, math.floor((now + burst * interval - tat) / interval + 1e-9)))
+        tat += granted * interval
+        self._tat[tenant] = tat
+        wait = 0.0 if granted == count else max(0.0, tat + interval - burst * interval - now)
+        return granted, wait

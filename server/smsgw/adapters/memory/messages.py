@@ -10,6 +10,16 @@ from collections.abc import Sequence
 from smsgw.adapters.memory.state import MemoryState, MessageRow, new_message, utc_now
 from smsgw.domain.model import Message, MessageFilter, PageRequest, Submission, Tenant
 from smsgw.domain.policy import UNLIMITED, TenantPolicy
+from smsgw.domain.quota import (
+    DAY,
+    MONTH,
+    PeriodUsage,
+    QuotaRefusal,
+    SegmentQuota,
+    fitting,
+    period_start,
+    room,
+)
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.tenant_keys import KEY_PREFIX, hash_key
 
@@ -38,6 +48,54 @@ class MemoryMessageStore:
             self._s.append(message, None)
             written[message_id] = now
         return written
+
+    async def insert_within_quota(
+        self, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], items: Sequence[Submission],
+        quota: SegmentQuota,
+    ) -> tuple[dict[uuid.UUID, dt.datetime], QuotaRefusal | None]:
+        counts = self._counts(tenant_id)
+        left, binding = room(quota, counts)
+        assert binding is not None  # a quota has at least one limit
+        fresh = [(i, item) for i, item in zip(ids, items, strict=True)
+                 if (tenant_id, item.idempotency_key) not in self._s.keys]
+        fit = fitting([item.segments for _, item in fresh], left)
+        written = await self.insert(tenant_id, [i for i, _ in fresh[:fit]],
+                                    [item for _, item in fresh[:fit]])
+        added = sum(item.segments for i, item in fresh[:fit] if i in written)
+        for usage in counts:
+            self._s.usage[(tenant_id, usage.period, usage.start)] = usage.used + added
+        if fit == len(fresh):
+            return written, None
+        return written, QuotaRefusal(
+            frozenset(i for i, _ in fresh[fit:]),
+            PeriodUsage(binding.period, binding.start, binding.used + added),
+            quota.limit(binding.period))
+
+    async def usage(self, tenant_id: uuid.UUID) -> list[PeriodUsage]:
+        now = self._s.clock()
+        found = []
+        for period in (DAY, MONTH):
+            start = period_start(period, now)
+            used = self._s.usage.get((tenant_id, period, start))
+            found.append(PeriodUsage(period, start, self._accepted_since(tenant_id, start)
+                                     if used is None else used))
+        return found
+
+    def _counts(self, tenant_id: uuid.UUID) -> list[PeriodUsage]:
+        """As seed_usage and lock_usage: a period's first count starts from what it holds."""
+        now = self._s.clock()
+        counts = []
+        for period in (DAY, MONTH):
+            start = period_start(period, now)
+            used = self._s.usage.setdefault((tenant_id, period, start),
+                                            self._accepted_since(tenant_id, start))
+            counts.append(PeriodUsage(period, start, used))
+        return counts
+
+    def _accepted_since(self, tenant_id: uuid.UUID, start: dt.date) -> int:
+        since = dt.datetime.combine(start, dt.time(), dt.UTC)
+        return sum(r.message.segments for r in self._s.messages.values()
+                   if r.message.tenant_id == tenant_id and r.message.created_at >= since)
 
     async def find_by_keys(self, tenant_id: uuid.UUID,
                            keys: Sequence[str]) -> dict[str, tuple[str, uuid.UUID]]:

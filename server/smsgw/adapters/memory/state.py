@@ -69,6 +69,8 @@ class MemoryState:
     tenants: dict[str, Tenant] = field(default_factory=dict)  # by name
     api_keys: dict[bytes, tuple[uuid.UUID, frozenset[str]]] = field(default_factory=dict)
     policies: dict[uuid.UUID, TenantPolicy] = field(default_factory=dict)
+    # (tenant, 'd' or 'm', period start) -> segments, as the tenant_usage table
+    usage: dict[tuple[uuid.UUID, str, dt.date], int] = field(default_factory=dict)
     _txids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     _seqs: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     txid: int = 0

@@ -15,6 +15,7 @@ from smsgw.adapters.postgres.database import Database
 from smsgw.domain.encoding import Encoding
 from smsgw.domain.lanes import lane_of
 from smsgw.domain.model import Message, MessageFilter, PageRequest, Submission
+from smsgw.domain.quota import PeriodUsage, QuotaRefusal, SegmentQuota, room
 from smsgw.domain.status import MessageStatus
 
 Q = queries.load("messages")
@@ -35,6 +36,32 @@ class MessageRepository:
         async with self._db.connection() as conn:
             rows = await conn.fetch(Q["insert_messages"], tenant_id, ids, *_columns(items))
         return {row[0]: row[1] for row in rows}
+
+    async def insert_within_quota(
+        self, tenant_id: uuid.UUID, ids: Sequence[uuid.UUID], items: Sequence[Submission],
+        quota: SegmentQuota,
+    ) -> tuple[dict[uuid.UUID, dt.datetime], QuotaRefusal | None]:
+        """``insert`` with the day's and month's counts locked, checked and moved."""
+        async with self._db.transaction() as conn:
+            counts = await _locked_usage(conn, tenant_id)
+            left, binding = room(quota, counts)
+            assert binding is not None  # a quota has at least one limit
+            day, month = (next(u.start for u in counts if u.period == p) for p in "dm")
+            rows = await conn.fetch(Q["insert_messages_within_quota"], tenant_id, ids,
+                                    *_columns(items), left, day, month)
+        written = {row[0]: row[1] for row in rows if row[1] is not None}
+        refused = frozenset(row[0] for row in rows if row[1] is None)
+        if not refused:
+            return written, None
+        segments = dict(zip(ids, (s.segments for s in items), strict=True))
+        used = binding.used + sum(segments[i] for i in written)
+        return written, QuotaRefusal(refused, PeriodUsage(binding.period, binding.start, used),
+                                     quota.limit(binding.period))
+
+    async def usage(self, tenant_id: uuid.UUID) -> list[PeriodUsage]:
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(Q["usage"], tenant_id)
+        return [PeriodUsage(r["period"], r["period_start"], r["segments"]) for r in rows]
 
     async def find_by_keys(
         self, tenant_id: uuid.UUID, keys: Sequence[str]
@@ -64,6 +91,15 @@ class MessageRepository:
         async with self._db.connection() as conn:
             row = await conn.fetchrow(Q["cancel_message"], tenant_id, message_id)
         return None if row is None else row_to_message(row)
+
+
+async def _locked_usage(conn: asyncpg.Connection, tenant_id: uuid.UUID) -> list[PeriodUsage]:
+    """The current periods' counts, locked; a period's first accept starts its count."""
+    rows = await conn.fetch(Q["lock_usage"], tenant_id)
+    if len(rows) < 2:
+        await conn.execute(Q["seed_usage"], tenant_id)
+        rows = await conn.fetch(Q["lock_usage"], tenant_id)
+    return [PeriodUsage(r["period"], r["period_start"], r["segments"]) for r in rows]
 
 
 def _columns(items: Sequence[Submission]) -> list[list[Any]]:

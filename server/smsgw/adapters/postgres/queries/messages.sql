@@ -34,6 +34,92 @@ WITH input AS (
 )
 SELECT id, created_at FROM inserted LEFT JOIN notified ON true;
 
+-- name: insert_messages_within_quota
+-- insert_messages for a tenant with a quota, after lock_usage in the same
+-- transaction. Of the items whose key is new, those whose running total of
+-- segments (in input order) fits in $16 are written, and the segments written
+-- are added to the day's ($17) and the month's ($18) usage; the rest come back
+-- refused (created_at NULL). Items whose key is taken come back not at all.
+WITH input AS (
+    SELECT *
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                $8::smallint[], $9::smallint[], $10::text[], $11::text[], $12::text[],
+                $13::timestamptz[], $14::timestamptz[], $15::smallint[]) WITH ORDINALITY
+        AS t(id, idempotency_key, fingerprint, to_number, body, sender,
+             encoding, segments, client_reference, metadata, traffic_class,
+             send_at, expire_at, lane, ord)
+), fresh AS (
+    SELECT t.*, sum(t.segments) OVER (ORDER BY t.ord) AS running
+    FROM input t
+    WHERE NOT EXISTS (SELECT 1 FROM messages m
+                      WHERE m.tenant_id = $1 AND m.idempotency_key = t.idempotency_key)
+), inserted AS (
+    INSERT INTO messages (id, tenant_id, idempotency_key, fingerprint, to_number, body, sender,
+                          encoding, segments, status, client_reference, metadata,
+                          traffic_class, send_at, expire_at, created_at, updated_at)
+    SELECT id, $1, idempotency_key, fingerprint, to_number, body, sender,
+           encoding, segments, {{status:QUEUED}}, client_reference, metadata::jsonb, traffic_class,
+           send_at, expire_at, now(), now()
+    FROM fresh WHERE running <= $16::bigint
+    ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+    RETURNING id, client_reference, created_at, send_at, expire_at, segments
+), outboxed AS (
+    INSERT INTO outbox (message_id, tenant_id, lane, due_at, expire_at)
+    SELECT i.id, $1, t.lane, COALESCE(i.send_at, now()), i.expire_at
+    FROM inserted i JOIN input t ON t.id = i.id
+), evented AS (
+    INSERT INTO message_events (message_id, tenant_id, status, client_reference)
+    SELECT id, $1, {{status:QUEUED}}, client_reference FROM inserted
+), counted AS (
+    UPDATE tenant_usage
+    SET segments = segments + (SELECT COALESCE(sum(segments), 0) FROM inserted)
+    WHERE tenant_id = $1 AND ((period = 'd' AND period_start = $17::date)
+                              OR (period = 'm' AND period_start = $18::date))
+), notified AS MATERIALIZED (
+    SELECT pg_notify('smsgw_outbox', '') WHERE EXISTS (SELECT 1 FROM inserted)
+)
+SELECT id, created_at FROM inserted LEFT JOIN notified ON true
+UNION ALL
+SELECT id, NULL FROM fresh WHERE running > $16;
+
+-- name: seed_usage
+-- A period's count starts from the segments the tenant had already accepted
+-- in it, so a quota set part-way through a day or month counts all of it.
+INSERT INTO tenant_usage (tenant_id, period, period_start, segments)
+SELECT $1, p.period, p.start,
+       (SELECT COALESCE(sum(segments), 0) FROM messages
+        WHERE tenant_id = $1 AND created_at >= p.start::timestamp AT TIME ZONE 'UTC')
+FROM (VALUES ('d'::"char", (now() AT TIME ZONE 'UTC')::date),
+             ('m'::"char", date_trunc('month', now() AT TIME ZONE 'UTC')::date))
+    AS p(period, start)
+ON CONFLICT (tenant_id, period, period_start) DO NOTHING;
+
+-- name: lock_usage
+-- The tenant's count for the current UTC day and month, locked until the
+-- transaction ends: concurrent accepts of one tenant count one after another.
+SELECT period::text AS period, period_start, segments
+FROM tenant_usage
+WHERE tenant_id = $1
+  AND ((period = 'd' AND period_start = (now() AT TIME ZONE 'UTC')::date)
+       OR (period = 'm' AND period_start = date_trunc('month', now() AT TIME ZONE 'UTC')::date))
+ORDER BY period
+FOR UPDATE;
+
+-- name: usage
+-- The current day's and month's usage: the count where one is kept (a
+-- tenant with a quota), else the segments of the messages accepted since.
+SELECT p.period::text AS period, p.start AS period_start,
+       COALESCE(u.segments,
+                (SELECT COALESCE(sum(segments), 0) FROM messages
+                 WHERE tenant_id = $1
+                   AND created_at >= p.start::timestamp AT TIME ZONE 'UTC'))::bigint AS segments
+FROM (VALUES ('d'::"char", (now() AT TIME ZONE 'UTC')::date),
+             ('m'::"char", date_trunc('month', now() AT TIME ZONE 'UTC')::date))
+    AS p(period, start)
+LEFT JOIN tenant_usage u
+    ON u.tenant_id = $1 AND u.period = p.period AND u.period_start = p.start
+ORDER BY p.period;
+
 -- name: find_by_idempotency_keys
 SELECT idempotency_key, fingerprint, id
 FROM messages

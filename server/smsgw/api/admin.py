@@ -49,11 +49,13 @@ class AdminServicer(admin_pb2_grpc.SmsAdminServiceServicer):
         """Stored at once; every replica's policy cache has it within its refresh
         interval, this one's at once."""
         await self._auth.tenant(context, scope="admin")
-        tenant = await self._tenant(request.limits.tenant, "limits.tenant")
+        # The path names the tenant (REST: /v1/admin/tenants/{tenant}/limits).
+        named = request.tenant or request.limits.tenant
+        tenant = await self._tenant(named, "tenant")
         current = (await self._tenants.policies()).get(tenant.id, UNLIMITED)
         policy = limits.updated_policy(current, request.limits, list(request.update_mask.paths))
         if not await self._tenants.set_policy(tenant.id, policy):
-            raise NotFound(f"tenant {request.limits.tenant!r} not found")
+            raise NotFound(f"tenant {named!r} not found")
         if self._policies_changed is not None:
             await self._policies_changed()
         return limits.tenant_limits(tenant, policy)

@@ -106,7 +106,8 @@ async def _set_limits(args: argparse.Namespace, settings: Settings) -> int:
             setattr(limits, _OPTIONS[option], value)
     mask = field_mask_pb2.FieldMask(paths=[_OPTIONS[option] for option in given])
     return await _admin(args, settings,
-                        admin_pb2.SetTenantLimitsRequest(limits=limits, update_mask=mask))
+                        admin_pb2.SetTenantLimitsRequest(tenant=args.name, limits=limits,
+                                                         update_mask=mask))
 
 
 def _quiet_hours(text: str) -> admin_pb2.QuietHours:

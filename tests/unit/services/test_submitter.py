@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import uuid
 
 import pytest
@@ -84,3 +86,13 @@ async def test_claims_are_released_when_the_write_fails(memory, tenant) -> None:
     with pytest.raises(RuntimeError):
         await submitter.submit_many(tenant, [submission("k")])
     assert await cache.claim(tenant, [("k", "x")]) == [None]  # free again
+
+
+async def test_the_accepted_message_is_the_one_stored(memory, tenant) -> None:
+    """What a send answers equals what a later get returns: class, schedule, validity."""
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    item = dataclasses.replace(submission("k-otp"), traffic_class="otp", send_at=later,
+                               expire_at=later + dt.timedelta(minutes=10))
+    accepted = (await Submitter(memory.messages, None).submit_many(tenant, [item]))[0].message
+    assert accepted is not None
+    assert [accepted] == await memory.messages.get_many(tenant, [accepted.id])

@@ -41,6 +41,7 @@ from smsgw_simulators.smsc.delivery import Receipt, ReceiptPump
 from smsgw_simulators.smsc.faults import Faults
 from smsgw_simulators.smsc.formats import format_message_id, iso_utc, receipt_text
 from smsgw_simulators.smsc.output import Journal, warn, write_atomically
+from smsgw_simulators.smsc.tap import ValidityTap, free_loopback_port
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ class Options:
     burst: float | None = None
     latency_ms: float = 0.0
     seed: int | None = None
+    read_validity: bool = False  # relay connections through a tap that reads validity_period
 
 
 
@@ -77,8 +79,13 @@ class Simulator:
     def __init__(self, options: Options) -> None:
         self.o = options
         self.rng = random.Random(options.seed)
+        self.tap: ValidityTap | None = None
+        host, port = options.host, options.port
+        if options.read_validity:
+            host, port = "127.0.0.1", free_loopback_port()
+            self.tap = ValidityTap(options.host, options.port, port)
         self.server = smpp34.Server(
-            options.host, options.port, system_id=options.smsc_id,
+            host, port, system_id=options.smsc_id,
             **({"inbound_capacity": options.inbound_capacity}
                if options.inbound_capacity else {}))
         self.sessions: dict[str, Esme] = {}
@@ -219,6 +226,8 @@ class Simulator:
             system_id, event.source_addr, event.destination_addr, part, event.data_coding,
             message_id, client_ref)
         if completed is not None:
+            if self.tap is not None and client_ref is not None:
+                completed.validity_period = self.tap.validity.get(client_ref)
             self._complete(completed)
 
     def _make_receipt(
@@ -312,6 +321,8 @@ class Simulator:
     async def run(self, stop: asyncio.Event) -> None:
         self.journal.open()
         await self.server.start()
+        if self.tap is not None:
+            await self.tap.start()
         print(f"SMSC listening on {self.o.host}:{self.o.port}", flush=True)
         workers = [asyncio.ensure_future(w) for w in (
             *(self.run_events() for _ in range(max(1, self.o.pullers))),
@@ -320,6 +331,8 @@ class Simulator:
             await stop.wait()
             await self.receipts.settle(seconds=2)
         finally:
+            if self.tap is not None:
+                await self.tap.stop()
             for task in [*workers, *self.background]:
                 task.cancel()
             await asyncio.gather(*workers, *self.background, return_exceptions=True)

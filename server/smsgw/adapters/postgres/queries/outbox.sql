@@ -150,12 +150,12 @@ WITH locked AS (
     FOR UPDATE OF o SKIP LOCKED
 ), dequeued AS (
     DELETE FROM outbox o USING locked l WHERE o.message_id = l.message_id
-    RETURNING o.message_id, l.previous_status
+    RETURNING o.message_id, o.expire_at, l.previous_status
 ), expired AS (
     UPDATE messages m
     SET status = {{status:EXPIRED}}, error_code = 'VALIDITY_EXPIRED',
         error_description = 'not handed to a provider before its validity ended at '
-                            || to_char(m.expire_at AT TIME ZONE 'UTC',
+                            || to_char(d.expire_at AT TIME ZONE 'UTC',
                                        'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
         updated_at = now()
     FROM dequeued d WHERE m.id = d.message_id

@@ -212,4 +212,5 @@ def _new_message(tenant: uuid.UUID, message_id: uuid.UUID, item: Submission,
         encoding=item.encoding, segments=item.segments, status=MessageStatus.QUEUED, attempts=0,
         client_reference=item.client_reference, idempotency_key=item.idempotency_key,
         created_at=created, updated_at=created, metadata=item.metadata,
+        traffic_class=item.traffic_class, send_at=item.send_at, expire_at=item.expire_at,
     )

@@ -146,3 +146,17 @@ async def test_the_validity_left_reaches_the_smsc_as_validity_period(
             await asyncio.sleep(0.1)
     assert 3500 < seconds_of(journal[hour.id]["validity_period"]) <= 3600
     assert 500 < seconds_of(journal[otp.id]["validity_period"]) <= 600  # OTP: 10 minutes
+
+
+async def test_the_smsc_honours_a_validity_that_ends_before_delivery(
+        start_server, start_smsc, database_url) -> None:
+    # Receipts take 5 s at this SMSC; a 2 s validity runs out first: EXPIRED there.
+    smsc = await start_smsc(read_validity=True, receipt_delay_ms=5000)
+    server = await start_server(providers=smpp_provider(smsc.port))
+    key = await new_tenant_key(database_url)
+    async with client_for(server.address, key) as c:
+        sent = await c.stub.SendMessage(request(ttl=duration_pb2.Duration(seconds=2)),
+                                        metadata=c.auth)
+        final = await wait_for(c, sent.id, {pb.MESSAGE_STATUS_UNDELIVERED})
+    assert final.error.code == "SMPP_EXPIRED"  # as the receipt said
+    assert smsc.stop()["expired"] == 1

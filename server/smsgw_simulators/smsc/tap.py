@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
 import socket
 
 import smpp34
@@ -22,6 +23,20 @@ from smsgw_simulators.smsc.output import warn
 
 SUBMIT_SM = 0x00000004
 _REMEMBERED = 100_000
+
+
+_RELATIVE = re.compile(r"(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)\d\d\dR")
+
+
+def relative_seconds(validity: str) -> float | None:
+    """A relative validity_period (SMPP 3.4 section 7.1.1, ``YYMMDDhhmmsstnnR``) in
+    seconds, counting a year as 365 days and a month as 30; None for any other form."""
+    match = _RELATIVE.fullmatch(validity)
+    if match is None:
+        return None
+    years, months, days, hours, minutes, seconds = map(int, match.groups())
+    return float(((((years * 365 + months * 30 + days) * 24 + hours) * 60 + minutes) * 60)
+                 + seconds)
 
 
 def free_loopback_port() -> int:

@@ -159,13 +159,9 @@ WITH locked AS (
                                        'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
         updated_at = now()
     FROM dequeued d WHERE m.id = d.message_id
-    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.error_code, m.error_description,
-              m.client_reference
+    RETURNING m.id, m.tenant_id, m.status, d.previous_status, m.attempts, m.provider,
+              m.provider_message_id, m.error_code, m.error_description, m.client_reference
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
-                                error_code, error_description, client_reference)
-    SELECT e.id, e.tenant_id, e.status, d.previous_status, e.attempts, e.error_code,
-           e.error_description, e.client_reference
-    FROM expired e JOIN dequeued d ON d.message_id = e.id
+    {{append_events:expired}}
 )
 SELECT count(*) FROM expired;

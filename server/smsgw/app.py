@@ -46,6 +46,7 @@ from smsgw.ports import (
 from smsgw.proto import admin_pb2, admin_pb2_grpc, sms_pb2, sms_pb2_grpc
 from smsgw.services.admission import RateGate
 from smsgw.services.policies import PolicyCache
+from smsgw.services.quiet import QuietHold
 from smsgw.services.receipts import ReceiptProcessor
 from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.submitter import Submitter
@@ -189,9 +190,13 @@ class Gateway:
         relay = Relay(self.stores.outbox, dispatcher, RelayConfig(
             batch_size=s.relay_batch_size, max_in_flight=s.relay_max_in_flight,
             poll_seconds=s.relay_poll_seconds, lease_seconds=s.relay_lease_seconds,
-            max_age_seconds=s.message_max_age_seconds), board=self.board)
+            max_age_seconds=s.message_max_age_seconds), board=self.board,
+            hold=QuietHold(self.policies, s.quiet_hours_fallback_zone))
         listener.subscribe("smsgw_outbox", relay.wake)
         await self._start(relay)
+        outbox = self.stores.outbox
+        await self._start(self._every("validity-sweep", s.validity_sweep_seconds,
+                                      lambda: _sweep_expired(outbox)))
 
     async def _start(self, *parts: Any) -> None:
         for part in parts:
@@ -300,6 +305,15 @@ def _webhook_config(s: Settings) -> WebhookConfig:
                          timeout_seconds=s.webhook_timeout_seconds,
                          retry_base_seconds=s.webhook_retry_base_seconds,
                          retry_cap_seconds=s.webhook_retry_cap_seconds)
+
+
+async def _sweep_expired(outbox: Outbox) -> None:
+    """Ends messages whose validity ran out while they waited (every provider closed,
+    say), a batch at a time until none is left."""
+    while (expired := await outbox.expire_overdue(1000)) > 0:
+        log.info("messages expired in the outbox", extra={"expired": expired})
+        if expired < 1000:
+            return
 
 
 async def _expire(receipts: ReceiptStore, timeout_seconds: float) -> None:

@@ -64,6 +64,10 @@ class Settings:
     max_validity_seconds: float = 7 * 86400.0
     # How far ahead a send_time may be.
     schedule_max_ahead_seconds: float = 30 * 86400.0
+    # How often messages whose validity ran out in the outbox are ended EXPIRED.
+    validity_sweep_seconds: float = 1.0
+    # Quiet hours: the zone read for a recipient whose number's zone is unknown.
+    quiet_hours_fallback_zone: str = "UTC"
     # How soon a tenant policy changed on any replica is in force on this one.
     policy_refresh_seconds: float = 2.0
     # A SENT message with no receipt after this long ends EXPIRED (RECEIPT_TIMEOUT).

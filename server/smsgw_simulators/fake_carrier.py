@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 API_VERSION = "2010-04-01"
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
 _REQUIRED = ("To", "From", "Body", "StatusCallback")
-_ALLOWED = frozenset({*_REQUIRED, "MessagingServiceSid"})
+_ALLOWED = frozenset({*_REQUIRED, "MessagingServiceSid", "ValidityPeriod"})
+_MAX_VALIDITY_PERIOD = 36000  # seconds, as Twilio documents it
 _MAX_BODY = 1024 * 1024
 _REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 401: "Unauthorized",
             404: "Not Found", 405: "Method Not Allowed", 411: "Length Required",
@@ -54,6 +55,7 @@ class FakeMessage:
     body: str
     client_ref: str  # the ``ref`` query parameter of the StatusCallback URL
     accepted_at: datetime
+    validity_period: int | None = None  # seconds, when the request set ValidityPeriod
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ class FakeCarrier:
                 raise _Refusal(400, code, f"A '{name}' parameter is required")
         if not _E164.fullmatch(form["To"]):
             raise _Refusal(400, 21211, "The 'To' number is not in E.164 form")
+        _check_validity(form.get("ValidityPeriod"))
         callback = urlsplit(form["StatusCallback"])
         if callback.scheme not in ("http", "https") or not callback.hostname:
             raise _Refusal(400, 21609, "StatusCallback must be an absolute http(s) URL")
@@ -241,7 +244,9 @@ class FakeCarrier:
         refs = parse_qs(urlsplit(callback).query).get("ref", [""])
         now = datetime.now(UTC)
         self.messages.append(FakeMessage(sid=sid, to=form["To"], from_=form["From"],
-                                         body=form["Body"], client_ref=refs[0], accepted_at=now))
+                                         body=form["Body"], client_ref=refs[0], accepted_at=now,
+                                         validity_period=int(form["ValidityPeriod"])
+                                         if "ValidityPeriod" in form else None))
         task = asyncio.create_task(self._report(sid, form))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -283,6 +288,13 @@ class FakeCarrier:
             log.warning("fake carrier could not deliver a callback", extra={"error": str(exc)})
             answer = None
         self.callbacks.append(CallbackAttempt(sid, status, answer, signed))
+
+
+def _check_validity(validity: str | None) -> None:
+    if validity is not None and not (
+            validity.isdigit() and 1 <= int(validity) <= _MAX_VALIDITY_PERIOD):
+        raise _Refusal(400, 21623, "ValidityPeriod must be an integer from 1 to "
+                                   f"{_MAX_VALIDITY_PERIOD} seconds")
 
 
 def _sign(token: str, url: str, params: dict[str, str]) -> str:

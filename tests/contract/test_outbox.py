@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import datetime as dt
+import uuid
+
 from smsgw.app import Stores
+from smsgw.domain.model import Cursor
 from smsgw.domain.records import DeadLetterFilter, Outcome
 from smsgw.domain.status import MessageStatus
-from tests.contract.conftest import accepted
+from tests.contract.conftest import accepted, new_tenant, submission
 
 
 async def status_of(store_ports: Stores, tenant, message_id) -> tuple[MessageStatus, int]:  # type: ignore[no-untyped-def]
@@ -107,3 +113,75 @@ async def test_the_parts_a_provider_sent_are_what_the_message_counts(store_ports
     counted = {m.id: m.segments for m in await store_ports.messages.get_many(tenant,
                                                                               [split, whole])}
     assert counted == {split: 4, whole: stored}
+
+
+async def test_next_due_says_how_long_until_the_earliest_row_falls_due(
+        store_ports: Stores) -> None:
+    assert await store_ports.outbox.next_due() is None  # an empty outbox
+    tenant = await new_tenant(store_ports)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    await store_ports.messages.insert(tenant, [uuid.uuid4()],
+                                      [dataclasses.replace(submission(1), send_at=later)])
+    until = await store_ports.outbox.next_due()
+    assert until is not None and dt.timedelta(minutes=59) < until <= dt.timedelta(hours=1)
+    await store_ports.messages.insert(tenant, [uuid.uuid4()], [submission(2)])
+    until = await store_ports.outbox.next_due()
+    assert until is not None and until <= dt.timedelta(0)  # due now
+
+
+async def test_a_scheduled_message_is_not_claimed_before_its_send_time(
+        store_ports: Stores) -> None:
+    tenant = await new_tenant(store_ports)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    (scheduled, now) = ids = [uuid.uuid4(), uuid.uuid4()]
+    await store_ports.messages.insert(tenant, ids, [
+        dataclasses.replace(submission(1), send_at=later), submission(2)])
+    assert [m.id for m in await store_ports.outbox.claim("relay", 10, 60)] == [now]
+    assert await store_ports.outbox.claim("relay", 10, 60) == []
+    assert await status_of(store_ports, tenant, scheduled) == (MessageStatus.QUEUED, 0)
+
+
+async def test_the_sweep_expires_overdue_rows_no_relay_holds(store_ports: Stores) -> None:
+    tenant = await new_tenant(store_ports)
+    ended = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    waiting, leased, lapsed, valid = ids = [uuid.uuid4() for _ in range(4)]
+    await store_ports.messages.insert(tenant, [leased], [
+        dataclasses.replace(submission(1), expire_at=ended)])
+    assert [m.id for m in await store_ports.outbox.claim("live", 10, 60)] == [leased]
+    await store_ports.messages.insert(tenant, [lapsed], [
+        dataclasses.replace(submission(2), expire_at=ended)])
+    assert [m.id for m in await store_ports.outbox.claim("dead", 10, 0)] == [lapsed]
+    await store_ports.messages.insert(tenant, [waiting, valid], [
+        dataclasses.replace(submission(3), expire_at=ended), submission(4)])
+
+    assert await store_ports.outbox.expire_overdue() == 2
+    got = {m.id: m for m in await store_ports.messages.get_many(tenant, ids)}
+    for expired in (waiting, lapsed):
+        assert (got[expired].status, got[expired].error_code) == (
+            MessageStatus.EXPIRED, "VALIDITY_EXPIRED")
+        assert "validity ended at" in got[expired].error_description
+    assert got[leased].status is MessageStatus.SENDING  # its relay's outcome decides
+    assert got[valid].status is MessageStatus.QUEUED
+    assert await store_ports.outbox.depth() == 2
+    assert await store_ports.outbox.expire_overdue() == 0
+    # The expiry is in the event log, once, as any other change.
+    async with asyncio.timeout(10):  # Postgres shows events below the oldest open transaction
+        while len(events := (await store_ports.events.for_messages(
+                [waiting], Cursor(0, 0), 10)).events) < 2:
+            await asyncio.sleep(0.02)
+    assert [(e.status, e.previous_status, e.error_code) for e in events] == [
+        (MessageStatus.QUEUED, None, ""),
+        (MessageStatus.EXPIRED, MessageStatus.QUEUED, "VALIDITY_EXPIRED")]
+
+
+async def test_a_canceled_scheduled_message_is_neither_claimed_nor_expired(
+        store_ports: Stores) -> None:
+    tenant = await new_tenant(store_ports)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    (message_id,) = ids = [uuid.uuid4()]
+    await store_ports.messages.insert(tenant, ids, [
+        dataclasses.replace(submission(1), send_at=later)])
+    assert await store_ports.messages.cancel(tenant, message_id) is not None
+    assert await store_ports.outbox.next_due() is None
+    assert await store_ports.outbox.expire_overdue() == 0
+    assert await status_of(store_ports, tenant, message_id) == (MessageStatus.CANCELED, 0)

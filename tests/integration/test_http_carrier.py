@@ -9,6 +9,8 @@ these tests also cross-check our signature scheme. No Postgres or Redis needed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -298,3 +300,29 @@ def test_the_token_stays_out_of_the_config_repr() -> None:
     config = HttpCarrierConfig(name="c", base_url="http://x", account_sid=SID,
                                auth_token=TOKEN, status_callback_url="http://y/callbacks/c")
     assert TOKEN not in repr(config)
+
+
+async def test_what_is_left_of_the_validity_goes_as_validity_period(rig: Rig) -> None:
+    now = dt.datetime.now(dt.UTC)
+    hour = dataclasses.replace(message(), expire_at=now + dt.timedelta(seconds=3600.5))
+    days = dataclasses.replace(message(), expire_at=now + dt.timedelta(days=2))
+    for sent in (hour, days, message()):
+        await rig.provider.send(sent)
+    assert rig.carrier.violations == []
+    periods = {m.client_ref: m.validity_period for m in rig.carrier.messages}
+    left = periods[str(hour.id)]
+    assert left is not None and 3590 <= left <= 3600  # rounded down, never longer
+    assert periods[str(days.id)] == 36000  # the carrier's longest
+    assert periods[str(sent.id)] is None  # the last: no validity of its own
+
+
+async def test_a_carrier_that_takes_no_validity_gets_none(rig: Rig) -> None:
+    provider = HttpCarrierProvider(rig.config(max_validity_period_seconds=0))
+    await provider.start(rig.receipts)
+    try:
+        await provider.send(dataclasses.replace(
+            message(), expire_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)))
+    finally:
+        await provider.stop()
+    assert rig.carrier.violations == []
+    assert [m.validity_period for m in rig.carrier.messages] == [None]

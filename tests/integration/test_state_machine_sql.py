@@ -167,6 +167,26 @@ async def test_the_receipt_timeout_expires_sent_messages_if_the_machine_allows(
         await _assert_moved(conn, message_id, old, S.EXPIRED, allowed and old == S.SENT)
 
 
+@MACHINES
+async def test_the_validity_sweep_expires_what_may_become_expired_and_no_relay_holds(
+        conn, machine: Transitions) -> None:
+    sql = queries.build("outbox", machine)["expire_overdue"]
+    tenant = await _tenant(conn)
+    waiting = {old: await _message(conn, tenant, old, outbox="") for old in MessageStatus}
+    leased = {old: await _message(conn, tenant, old, outbox="r") for old in MessageStatus}
+    await conn.execute("UPDATE outbox SET expire_at = now() - interval '1 second'")
+    expired = await conn.fetchval(sql, 1000)
+
+    may = sources_of(S.EXPIRED, machine)
+    assert expired == len(may)
+    for old, message_id in waiting.items():
+        await _assert_moved(conn, message_id, old, S.EXPIRED, old in may)
+    for old, message_id in leased.items():  # a relay holds it: its outcome decides
+        await _assert_moved(conn, message_id, old, S.EXPIRED, False)
+    left = {r[0] for r in await conn.fetch("SELECT message_id FROM outbox")}
+    assert left == set(leased.values()) | {waiting[s] for s in MessageStatus if s not in may}
+
+
 async def test_appending_events_wakes_watchers_once_and_nothing_wakes_them_for_nothing(
         conn, database_url: str) -> None:
     woken: list[str] = []

@@ -34,6 +34,7 @@ from smsgw_simulators.smsc import (
     smpp_date,
     split_part,
 )
+from smsgw_simulators.smsc.tap import relative_seconds
 
 # ── GSM 03.38 ─────────────────────────────────────────────────────────────────
 
@@ -294,3 +295,16 @@ def test_cli_rejects_bad_options(argv: list[str], capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert "error" in capsys.readouterr().err
+
+
+def test_receipt_text_expired() -> None:
+    text = receipt_text("1f", 0.0, 60.0, False, "late", expired=True)
+    assert " stat:EXPIRED err:000 " in text and " dlvrd:000 " in text
+
+
+@pytest.mark.parametrize(("validity", "seconds"), [
+    ("000000001000000R", 600.0), ("000001020304000R", 93784.0),
+    ("010200000000000R", (365 + 60) * 86400.0),
+    ("", None), ("300601120000000+", None), ("0000000010000R", None)])
+def test_relative_validity_periods(validity: str, seconds: float | None) -> None:
+    assert relative_seconds(validity) == seconds

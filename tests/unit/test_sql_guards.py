@@ -23,7 +23,8 @@ RAW = {(path.stem, name): sql
        for path in sorted(queries.QUERY_DIR.glob("*.sql"))
        for name, sql in queries.parse(path.read_text()).items()}
 STATUS_CHANGES = {("messages", "cancel_message"), ("outbox", "claim_due"),
-                  ("outbox", "record_outcomes"), ("receipts", "apply_receipts"),
+                  ("outbox", "record_outcomes"), ("outbox", "expire_overdue"),
+                  ("receipts", "apply_receipts"),
                   ("receipts", "expire_unreceipted")}
 
 _COMMENT = re.compile(r"--[^\n]*")
@@ -248,6 +249,14 @@ MUTATIONS = [
      "without a status = {{status:SENDING}}"),
     (("outbox", "record_outcomes"), "CASE WHEN w.status = {{status:SENT}}",
      "CASE WHEN w.status = 3", "number written out"),
+    (("outbox", "expire_overdue"), "m.status IN {{can_move_to:EXPIRED}}", "true",
+     "guarded neither"),
+    (("outbox", "expire_overdue"), "{{can_move_to:EXPIRED}}", "{{can_move_to:CANCELED}}",
+     "does not guard"),
+    (("outbox", "expire_overdue"), "SET status = {{status:EXPIRED}}", "SET status = 8",
+     "number written out"),
+    (("outbox", "expire_overdue"), "d.previous_status, m.attempts",
+     "{{status:QUEUED}} AS previous_status, m.attempts", "pinned to QUEUED"),
     (("receipts", "apply_receipts"), "i.status IN {{can_move_from:SENT}}",
      "i.status IN (4, 5, 8)", "guarded neither"),
     (("receipts", "apply_receipts"), "{{status:SENT}} AS previous_status",

@@ -100,6 +100,16 @@ class Outbox(Protocol):
 
     async def depth(self) -> int: ...
 
+    async def next_due(self) -> dt.timedelta | None:
+        """How long until the earliest row falls due, by the store's clock (zero or
+        negative: one is due now); None when the outbox is empty."""
+        ...
+
+    async def expire_overdue(self, limit: int = 1000) -> int:
+        """Ends as EXPIRED the messages whose validity ran out while they waited and that
+        no relay holds (never leased, or the lease lapsed); returns how many."""
+        ...
+
 
 class EventLog(Protocol):
     """The append-only status history, read in commit-safe cursor order."""

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Histogram
@@ -30,6 +32,9 @@ from smsgw.services.dispatch import Deferred, Dispatcher, Failed, Sent
 from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
 log = logging.getLogger(__name__)
+
+# When a message may leave, if not now: None, or the instant it may (quiet hours).
+Hold = Callable[[OutboundMessage], dt.datetime | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +54,10 @@ class Relay:
     def __init__(
         self, outbox: Outbox, dispatcher: Dispatcher, config: RelayConfig,
         owner: str | None = None, board: HealthBoard | None = None,
+        hold: Hold | None = None,
     ) -> None:
         self._outbox = outbox
+        self._hold = hold
         self._dispatcher = dispatcher
         self._config = config
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -115,11 +122,18 @@ class Relay:
         for message in claimed:
             self._dispatch(message, lease_until)
         if len(claimed) < limit:
-            await self._sleep_until_woken()
+            await self._sleep_until_woken(await self._until_next_due())
 
-    async def _sleep_until_woken(self) -> None:
+    async def _until_next_due(self) -> float:
+        """The poll interval, or less when a row (a scheduled send, a retry) falls due
+        sooner: such a row is due with no NOTIFY to wake anyone."""
+        poll = self._config.poll_seconds
+        until = await self._outbox.next_due()
+        return poll if until is None else max(0.0, min(poll, until.total_seconds()))
+
+    async def _sleep_until_woken(self, at_most: float | None = None) -> None:
         await wait_for_event(self._wake, self._claimer.stopping,
-                             at_most=self._config.poll_seconds)
+                             at_most=self._config.poll_seconds if at_most is None else at_most)
         await asyncio.sleep(self._config.coalesce_seconds)
 
     def _dispatch(self, message: OutboundMessage, lease_until: float) -> None:
@@ -153,6 +167,8 @@ class Relay:
         age = (now - message.created_at).total_seconds()
         if now >= self._deadline(message):
             return self._expired(message, "")
+        if self._hold is not None and (opens := self._hold(message)) is not None:
+            return self._held(message, opens, now)
         started = time.monotonic()
         done = await self._dispatcher.dispatch(message, message.traffic_class)
         if isinstance(done, Sent):
@@ -190,6 +206,21 @@ class Relay:
         return Outcome(message.id, status, provider=failed.provider, error_code=error.code,
                        error_description=error.description, retry_in_ms=delay,
                        route=failed.route, dead_letter=dead)
+
+    def _held(self, message: OutboundMessage, opens: dt.datetime, now: dt.datetime) -> Outcome:
+        """Back to the outbox until its quiet hours end, the attempt given back; expired
+        instead when they end after its validity does."""
+        if opens >= self._deadline(message):
+            self._count("", "expired")
+            return Outcome(message.id, MessageStatus.EXPIRED, error_code="VALIDITY_EXPIRED",
+                           error_description="the recipient's quiet hours end at "
+                                             f"{opens.isoformat()}, after its validity")
+        self._count("", "held")
+        return Outcome(message.id, MessageStatus.QUEUED, refund=True,
+                       error_code="QUIET_HOURS",
+                       error_description=f"held for the recipient's quiet hours until "
+                                         f"{opens.isoformat()}",
+                       retry_in_ms=max(10, math.ceil((opens - now).total_seconds() * 1000)))
 
     def _expired(self, message: OutboundMessage, provider: str) -> Outcome:
         self._count(provider, "expired")

@@ -61,6 +61,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     p.add_argument("--latency-ms", type=float, default=0.0,
                    help="delay before answering each submit")
     p.add_argument("--seed", type=int, help="seed for the fault and receipt draws")
+    p.add_argument("--read-validity", action="store_true",
+                   help="relay binds through a tap that reads each submit_sm's "
+                        "validity_period into the journal (smpp34's events lack it)")
     args = p.parse_args(argv)
     if args.throttle_rate + args.queue_full_rate + args.reject_rate > 1.0:
         p.error("--throttle-rate + --queue-full-rate + --reject-rate must not exceed 1")

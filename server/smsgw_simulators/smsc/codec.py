@@ -24,6 +24,7 @@ TAG_MESSAGE_STATE: Final = 0x0427
 TAG_CLIENT_REF: Final = 0x1501  # vendor-specific: the gateway's message id, ASCII
 
 STATE_DELIVERED: Final = 2
+STATE_EXPIRED: Final = 3
 STATE_UNDELIVERABLE: Final = 5
 
 ESM_UDHI: Final = 0x40

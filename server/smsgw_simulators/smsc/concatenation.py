@@ -117,6 +117,7 @@ class Completed:
     message_ids: list[str]
     mode: str
     duplicate_parts: int = 0
+    validity_period: str | None = None  # as the ESME wrote it, when the tap read it
 
     def journal_line(self, received_at: str) -> str:
         """One JSON object and a newline (built by hand: this runs per message)."""
@@ -127,7 +128,9 @@ class Completed:
                 f'"text": {q(self.text)}, "data_coding": {self.data_coding}, '
                 f'"parts": {self.parts}, "message_ids": [{ids}], "mode": {q(self.mode)}, '
                 f'"duplicate_parts": {self.duplicate_parts}, '
-                f'"received_at": {q(received_at)}}}\n')
+                + ("" if self.validity_period is None
+                   else f'"validity_period": {q(self.validity_period)}, ')
+                + f'"received_at": {q(received_at)}}}\n')
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ def iso_utc(epoch: float) -> str:
 
 def receipt_text(
     message_id: str, submitted: float, done: float, delivered: bool, text: str,
+    expired: bool = False,
 ) -> str:
     """The SMPP 3.4 Appendix B delivery receipt body.
 
@@ -50,6 +51,8 @@ def receipt_text(
     rest), as the receipt travels in the GSM default alphabet.
     """
     stat, err, dlvrd = ("DELIVRD", "000", "001") if delivered else ("UNDELIV", "001", "000")
+    if expired:  # its validity_period ran out before it could be delivered
+        stat, err, dlvrd = "EXPIRED", "000", "000"
     snippet = text[:20].encode("ascii", errors="replace").decode("ascii")
     return (f"id:{message_id} sub:001 dlvrd:{dlvrd} submit date:{smpp_date(submitted)} "
             f"done date:{smpp_date(done)} stat:{stat} err:{err} text:{snippet}")

@@ -24,6 +24,7 @@ from smsgw_simulators.smsc.codec import (
     ESME_RINVBNDSTS,
     ESME_RTHROTTLED,
     STATE_DELIVERED,
+    STATE_EXPIRED,
     STATE_UNDELIVERABLE,
     TAG_CLIENT_REF,
     TAG_MESSAGE_STATE,
@@ -41,6 +42,7 @@ from smsgw_simulators.smsc.delivery import Receipt, ReceiptPump
 from smsgw_simulators.smsc.faults import Faults
 from smsgw_simulators.smsc.formats import format_message_id, iso_utc, receipt_text
 from smsgw_simulators.smsc.output import Journal, warn, write_atomically
+from smsgw_simulators.smsc.tap import ValidityTap, free_loopback_port, relative_seconds
 
 
 @dataclass(slots=True)
@@ -70,6 +72,7 @@ class Options:
     burst: float | None = None
     latency_ms: float = 0.0
     seed: int | None = None
+    read_validity: bool = False  # relay connections through a tap that reads validity_period
 
 
 
@@ -77,8 +80,13 @@ class Simulator:
     def __init__(self, options: Options) -> None:
         self.o = options
         self.rng = random.Random(options.seed)
+        self.tap: ValidityTap | None = None
+        host, port = options.host, options.port
+        if options.read_validity:
+            host, port = "127.0.0.1", free_loopback_port()
+            self.tap = ValidityTap(options.host, options.port, port)
         self.server = smpp34.Server(
-            options.host, options.port, system_id=options.smsc_id,
+            host, port, system_id=options.smsc_id,
             **({"inbound_capacity": options.inbound_capacity}
                if options.inbound_capacity else {}))
         self.sessions: dict[str, Esme] = {}
@@ -94,6 +102,7 @@ class Simulator:
         self.receipt_delay = options.receipt_delay_ms / 1000
         self.state_tlvs = {True: Tlv(TAG_MESSAGE_STATE, bytes((STATE_DELIVERED,))),
                            False: Tlv(TAG_MESSAGE_STATE, bytes((STATE_UNDELIVERABLE,)))}
+        self.expired_tlv = Tlv(TAG_MESSAGE_STATE, bytes((STATE_EXPIRED,)))
         self.journal = Journal(options.journal)
         self.client_refs: dict[str, int] = {}
         self.background: set[asyncio.Task[None]] = set()
@@ -202,7 +211,8 @@ class Simulator:
         self.next_id = number + 1
         message_id = format_message_id(number, self.o.id_format)
         system_id = esme.system_id if esme is not None else ""
-        receipt = self._make_receipt(event, system_id, part, number)
+        receipt = self._make_receipt(event, system_id, part, number,
+                                     self._expires_first(client_ref))
         if receipt is not None and self.o.receipt_before_resp:
             self._spawn(self._receipt_then_accept(event, receipt, message_id))
         else:
@@ -219,29 +229,44 @@ class Simulator:
             system_id, event.source_addr, event.destination_addr, part, event.data_coding,
             message_id, client_ref)
         if completed is not None:
+            if self.tap is not None and client_ref is not None:
+                completed.validity_period = self.tap.validity.get(client_ref)
             self._complete(completed)
+
+    def _expires_first(self, client_ref: str | None) -> bool:
+        """Whether the message's validity_period (when the tap read one) ends before
+        its receipt is due: it then expires undelivered, as an SMSC honours it."""
+        if self.tap is None or client_ref is None:
+            return False
+        seconds = relative_seconds(self.tap.validity.get(client_ref, ""))
+        return seconds is not None and seconds < self.receipt_delay
 
     def _make_receipt(
         self, event: SubmitSmEvent, system_id: str, part: Part, number: int,
+        expired: bool = False,
     ) -> Receipt | None:
         wanted = event.registered_delivery & 0x03
         if not wanted:
             return None
         o = self.o
-        delivered = not (o.undelivered_rate > 0 and self.rng.random() < o.undelivered_rate)
+        delivered = not expired and not (
+            o.undelivered_rate > 0 and self.rng.random() < o.undelivered_rate)
         if wanted == 2 and delivered:  # receipts on failure only
             return None
         if o.lost_receipt_rate > 0 and self.rng.random() < o.lost_receipt_rate:
             self.counts["lost"] += 1
             return None
-        if not delivered:
+        if expired:
+            self.counts["expired"] += 1
+        elif not delivered:
             self.counts["undelivered"] += 1
         receipt_id = format_message_id(number, self.receipt_id_format)
         now = time.time()
         body = receipt_text(receipt_id, now, now + self.receipt_delay, delivered,
-                            decode_text(part.body, event.data_coding)).encode("ascii")
-        tlvs = ([Tlv(TAG_RECEIPTED_MESSAGE_ID, receipt_id.encode("ascii") + b"\x00"),
-                 self.state_tlvs[delivered]]
+                            decode_text(part.body, event.data_coding),
+                            expired=expired).encode("ascii")
+        state = self.expired_tlv if expired else self.state_tlvs[delivered]
+        tlvs = ([Tlv(TAG_RECEIPTED_MESSAGE_ID, receipt_id.encode("ascii") + b"\x00"), state]
                 if o.receipt_tlvs else [])
         receipt = Receipt(event.session_id, system_id, event.destination_addr,
                           event.source_addr, body, tlvs)
@@ -301,6 +326,7 @@ class Simulator:
             "lost": c["lost"],
             "late_receipts": c["late_receipts"],
             "undelivered": c["undelivered"],
+            "expired": c["expired"],
             "binds": c["binds"],
             "binds_refused": c["binds_refused"],
             "unbinds": c["unbinds"],
@@ -312,6 +338,8 @@ class Simulator:
     async def run(self, stop: asyncio.Event) -> None:
         self.journal.open()
         await self.server.start()
+        if self.tap is not None:
+            await self.tap.start()
         print(f"SMSC listening on {self.o.host}:{self.o.port}", flush=True)
         workers = [asyncio.ensure_future(w) for w in (
             *(self.run_events() for _ in range(max(1, self.o.pullers))),
@@ -320,6 +348,8 @@ class Simulator:
             await stop.wait()
             await self.receipts.settle(seconds=2)
         finally:
+            if self.tap is not None:
+                await self.tap.stop()
             for task in [*workers, *self.background]:
                 task.cancel()
             await asyncio.gather(*workers, *self.background, return_exceptions=True)

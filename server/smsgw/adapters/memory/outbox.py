@@ -9,7 +9,7 @@ from typing import Any
 
 from smsgw.adapters.memory.state import MemoryState, MessageRow
 from smsgw.domain.records import DeadLetter, OutboundMessage, Outcome
-from smsgw.domain.status import MessageStatus
+from smsgw.domain.status import MessageStatus, can_transition
 
 _CLAIMABLE = (MessageStatus.QUEUED, MessageStatus.SENDING)
 
@@ -54,6 +54,28 @@ class MemoryOutbox:
 
     async def depth(self) -> int:
         return sum(1 for r in self._s.messages.values() if r.due_at is not None)
+
+    async def next_due(self) -> dt.timedelta | None:
+        due = [r.due_at for r in self._s.messages.values() if r.due_at is not None]
+        return min(due) - self._s.clock() if due else None
+
+    async def expire_overdue(self, limit: int = 1000) -> int:
+        now = self._s.clock()
+        overdue = sorted(
+            (r for r in self._s.messages.values()
+             if r.due_at is not None and r.message.expire_at is not None
+             and r.message.expire_at <= now and (r.lease_owner is None or r.due_at <= now)
+             and can_transition(r.message.status, MessageStatus.EXPIRED)),
+            key=lambda r: r.message.expire_at or now)[:limit]
+        self._s.begin()
+        for row in overdue:
+            assert row.message.expire_at is not None
+            ended = row.message.expire_at.astimezone(dt.UTC)
+            row.due_at = row.lease_owner = None
+            self._s.move(row, MessageStatus.EXPIRED, error_code="VALIDITY_EXPIRED",
+                         error_description="not handed to a provider before its validity "
+                                           f"ended at {ended:%Y-%m-%dT%H:%M:%SZ}")
+        return len(overdue)
 
     def _release(self, row: MessageRow, outcome: Outcome) -> None:
         row.lease_owner = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 
@@ -57,3 +58,12 @@ class OutboxRepository:
     async def depth(self) -> int:
         async with self._db.connection() as conn:
             return int(await conn.fetchval(Q["outbox_depth"]))
+
+    async def next_due(self) -> dt.timedelta | None:
+        async with self._db.connection() as conn:
+            value = await conn.fetchval(Q["next_due"])
+        return value if isinstance(value, dt.timedelta) else None
+
+    async def expire_overdue(self, limit: int = 1000) -> int:
+        async with self._db.connection() as conn:
+            return int(await conn.fetchval(Q["expire_overdue"], limit))

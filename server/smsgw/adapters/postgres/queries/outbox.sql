@@ -127,3 +127,41 @@ INSERT INTO message_parts (provider, provider_message_id, message_id, part)
 SELECT provider, pid, mid, part
 FROM unnest($1::text[], $2::text[], $3::uuid[], $4::smallint[]) AS t(provider, pid, mid, part)
 ON CONFLICT DO NOTHING;
+
+-- name: next_due
+-- How long until the earliest outbox row falls due, by the database's clock
+-- (the relay sleeps until then): negative when one is due already, NULL
+-- when the outbox is empty.
+SELECT min(due_at) - now() FROM outbox;
+
+-- name: expire_overdue
+-- Messages whose validity ended while they waited in the outbox and that no
+-- relay holds (never leased, rescheduled, or their lease lapsed) end
+-- EXPIRED: the outbox row is deleted, the message moved and its event
+-- appended, in batches. A relay claims under the same row lock, so a
+-- message is either expired here or handed to a provider, never both.
+WITH locked AS (
+    SELECT o.message_id, m.status AS previous_status
+    FROM outbox o JOIN messages m ON m.id = o.message_id
+    WHERE o.expire_at <= now() AND (o.lease_owner IS NULL OR o.due_at <= now())
+      AND m.status IN {{can_move_to:EXPIRED}}
+    ORDER BY o.expire_at
+    LIMIT $1
+    FOR UPDATE OF o SKIP LOCKED
+), dequeued AS (
+    DELETE FROM outbox o USING locked l WHERE o.message_id = l.message_id
+    RETURNING o.message_id, o.expire_at, l.previous_status
+), expired AS (
+    UPDATE messages m
+    SET status = {{status:EXPIRED}}, error_code = 'VALIDITY_EXPIRED',
+        error_description = 'not handed to a provider before its validity ended at '
+                            || to_char(d.expire_at AT TIME ZONE 'UTC',
+                                       'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+        updated_at = now()
+    FROM dequeued d WHERE m.id = d.message_id
+    RETURNING m.id, m.tenant_id, m.status, d.previous_status, m.attempts, m.provider,
+              m.provider_message_id, m.error_code, m.error_description, m.client_reference
+), evented AS (
+    {{append_events:expired}}
+)
+SELECT count(*) FROM expired;

@@ -8,8 +8,10 @@ checked against the carrier's HMAC signature before it can touch a message.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +41,9 @@ class HttpCarrierConfig:
     default_sender: str = ""  # used when a message names no sender
     timeout_seconds: float = 10.0
     max_connections: int = 100
+    # What is left of a message's validity goes as ValidityPeriod (seconds), capped
+    # here (Twilio takes 1 to 36000); 0: this carrier takes none, none is sent.
+    max_validity_period_seconds: int = 36000
 
 
 class HttpCarrierProvider:
@@ -83,6 +88,8 @@ class HttpCarrierProvider:
             # message sent twice (a timeout after the carrier accepted) can be traced.
             "StatusCallback": f"{self._config.status_callback_url}?ref={message.id}",
         }
+        if (validity := self._validity(message)) is not None:
+            form["ValidityPeriod"] = str(validity)
         try:
             response = await client.post(self._messages_url, data=form)
         except httpx.TimeoutException as exc:
@@ -105,6 +112,14 @@ class HttpCarrierProvider:
                 "BAD_RESPONSE", f"HTTP {response.status_code} without a message sid",
                 retryable=False))
         raise self._logged(message, _classify(response))
+
+    def _validity(self, message: OutboundMessage) -> int | None:
+        """The seconds left of the message's validity, rounded down (at least one)."""
+        cap = self._config.max_validity_period_seconds
+        if message.expire_at is None or cap <= 0:
+            return None
+        left = (message.expire_at - dt.datetime.now(dt.UTC)).total_seconds()
+        return min(cap, max(1, math.floor(left)))
 
     def _logged(self, message: OutboundMessage, error: ProviderError) -> ProviderError:
         log.warning("carrier refused a send", extra={

@@ -12,6 +12,7 @@ traced, and reading delivery receipts in whatever form the SMSC writes them.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import random
 import time
@@ -26,6 +27,7 @@ from smsgw.adapters.providers.smpp.codec import (
     delivery_receipt,
     parse_receipt,
     submit_parts,
+    validity_period,
 )
 from smsgw.adapters.providers.smpp.config import SmppConfig
 from smsgw.adapters.providers.smpp.session import Session
@@ -75,12 +77,14 @@ class SmppProvider:
         parts = submit_parts(message.body, message.encoding, self._config.concatenation,
                              reference)
         session = await self._pick()
+        # Computed once, after any wait for a session: every part says the same.
+        validity = validity_period(message.expire_at, dt.datetime.now(dt.UTC))
         ids = []
         session.in_use += 1
         try:
             async with session.window:
                 for part in parts:
-                    ids.append(await self._submit(session, message, part))
+                    ids.append(await self._submit(session, message, part, validity))
         finally:
             session.in_use -= 1
         return SendResult(provider_message_id=ids[0], part_ids=tuple(ids) if len(ids) > 1 else ())
@@ -100,7 +104,7 @@ class SmppProvider:
         return min(bound, key=lambda s: s.in_use)
 
     async def _submit(self, session: Session, message: OutboundMessage,
-                      part: SubmitPart) -> str:
+                      part: SubmitPart, validity: str) -> str:
         for _ in range(self._config.throttle_retries + 1):
             smsc = session.smsc
             if smsc is None:
@@ -108,7 +112,7 @@ class SmppProvider:
             if (pause := self._calm_at - time.monotonic()) > 0:
                 await asyncio.sleep(pause)
             try:
-                response = await self._submit_sm(smsc, message, part)
+                response = await self._submit_sm(smsc, message, part, validity)
             except smpp34.SmppError as exc:  # a generic_nack, or the library's own failure
                 refusal = Refusal.of_error(exc)
                 if not refusal.throttling:
@@ -128,13 +132,14 @@ class SmppProvider:
                             throttled=True)
 
     async def _submit_sm(self, smsc: smpp34.Smsc, message: OutboundMessage,
-                         part: SubmitPart) -> smpp34.SubmitSmResp:
+                         part: SubmitPart, validity: str) -> smpp34.SubmitSmResp:
         sender = message.sender or self._config.default_sender
         return await smsc.submit_sm(
             message.to.lstrip("+"), part.short_message,
             source_addr=sender, source_addr_ton=_ton(sender), source_addr_npi=1,
             dest_addr_ton=1, dest_addr_npi=1, esm_class=part.esm_class,
             data_coding=DATA_CODING[message.encoding], registered_delivery=1,
+            validity_period=validity,
             tlvs=[smpp34.Tlv(TLV_CLIENT_REFERENCE, str(message.id).encode()),
                   *(smpp34.Tlv(tag, value) for tag, value in part.tlvs)])
 

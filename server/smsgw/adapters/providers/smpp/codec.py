@@ -9,6 +9,7 @@ base they like.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import re
 from dataclasses import dataclass
@@ -38,6 +39,20 @@ _ASCII_SAFE = frozenset(c for c in map(chr, range(0x20, 0x7F)) if _GSM_ENCODE.ge
 _ASCII_SAFE |= {"\n", "\r"}
 
 DATA_CODING = {Encoding.GSM7: 0x00, Encoding.UCS2: 0x08}
+_MAX_RELATIVE = dt.timedelta(days=99, hours=23, minutes=59, seconds=59)
+
+
+def validity_period(expire_at: dt.datetime | None, now: dt.datetime) -> str:
+    """What is left of a message's validity in SMPP 3.4's relative time format
+    (section 7.1.1: ``YYMMDDhhmmss000R``), rounded down; "" (the SMSC's default)
+    without one. Years and months stay zero (their length is the SMSC's guess):
+    the days count up to 99, and a message about to expire still gets a second."""
+    if expire_at is None:
+        return ""
+    left = min(max(expire_at - now, dt.timedelta(seconds=1)), _MAX_RELATIVE)
+    hours, rest = divmod(left.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"0000{left.days:02d}{hours:02d}{minutes:02d}{seconds:02d}000R"
 ESM_UDHI = 0x40
 TLV_RECEIPTED_MESSAGE_ID = 0x001E
 TLV_SAR_MSG_REF_NUM = 0x020C

@@ -54,14 +54,14 @@ class Relay:
     def __init__(
         self, outbox: Outbox, dispatcher: Dispatcher, config: RelayConfig,
         owner: str | None = None, board: HealthBoard | None = None,
-        hold: Hold | None = None,
+        hold: Hold | None = None, rng: random.Random | None = None,
     ) -> None:
         self._outbox = outbox
         self._hold = hold
         self._dispatcher = dispatcher
         self._config = config
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
-        self._rng = random.Random()
+        self._rng = rng or random.Random()  # retry jitter
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import random
 
 from smsgw.adapters.memory import MemoryStores
 from smsgw.domain.model import Cursor
@@ -104,11 +105,18 @@ async def test_a_retry_past_the_validity_expires_instead(memory, tenant) -> None
                        expire_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60))
     provider = ScriptedProvider({1: BUSY})
     slow_retry = RetryPolicy(max_attempts=5, base_seconds=3600, cap_seconds=3600)
-    await relay_until_empty(memory, Relay(memory.outbox, pool(provider, slow_retry), FAST))
-    # The delay is drawn with full jitter below an hour: it passes the 60 s life or
-    # the message waits; either way it is never sent late.
+    await relay_until_empty(memory, Relay(memory.outbox, pool(provider, slow_retry), FAST,
+                                          rng=LongestDraw()))
+    # The retry would come an hour later, past the minute of validity left.
     (status, _attempts), = await statuses(memory, tenant, ids)
-    assert status in (S.EXPIRED, S.QUEUED) and sum(provider.sent.values()) == 1
+    assert status is S.EXPIRED and sum(provider.sent.values()) == 1
+
+
+class LongestDraw(random.Random):
+    """Full jitter's longest draw, so the retry delay is the policy's whole ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
 
 
 async def deferred(memory: MemoryStores, tenant) -> int:  # type: ignore[no-untyped-def]

@@ -5,7 +5,9 @@
 -- recursive part jumps from one (lane, tenant) to the next, one index probe
 -- each, and the capped count reads at most $1 entries of each, so a tenant
 -- with 100,000 rows costs what one with $1 does, and one with only future
--- (leased or retrying) rows costs a probe.
+-- (leased or retrying) rows costs a probe. The count reads newest due first:
+-- the oldest entries of a draining backlog are the dead versions of rows
+-- already claimed (until vacuum), which the claim itself has to pass anyway.
 WITH RECURSIVE pairs AS (
     (SELECT lane, tenant_id FROM outbox ORDER BY lane, tenant_id LIMIT 1)
     UNION ALL
@@ -21,6 +23,7 @@ CROSS JOIN LATERAL (
     SELECT count(*) AS due
     FROM (SELECT 1 FROM outbox o
           WHERE o.lane = p.lane AND o.tenant_id = p.tenant_id AND o.due_at <= now()
+          ORDER BY o.due_at DESC
           LIMIT $1) AS capped
 ) AS d
 LEFT JOIN tenants t ON t.id = p.tenant_id

@@ -32,10 +32,10 @@ async def set_weight(stores: Stores, tenant: uuid.UUID, weight: int) -> None:
     """tenants.weight: a column the admin API sets; here straight in each store."""
     outbox = stores.outbox
     if isinstance(outbox, MemoryOutbox):
-        outbox._s.weights[tenant] = weight  # noqa: SLF001 - the fake's state
+        outbox._s.weights[tenant] = weight
         return
     assert isinstance(outbox, OutboxRepository)
-    async with outbox._db.connection() as conn:  # noqa: SLF001 - the adapter's database
+    async with outbox._db.connection() as conn:
         await conn.execute("UPDATE tenants SET weight = $2 WHERE id = $1", tenant, weight)
 
 

@@ -11,8 +11,8 @@ import uuid
 from smsgw.domain.encoding import Encoding
 from smsgw.domain.fairness import LaneTurns
 from smsgw.domain.lanes import Lane
-from smsgw.ports import OutboundMessage
 from smsgw.domain.status import MessageStatus as S
+from smsgw.ports import OutboundMessage
 from smsgw.services.dispatch import Expired, Sent
 from smsgw.services.gate import PriorityGate
 from smsgw.services.relay import Relay, RelayConfig
@@ -100,7 +100,7 @@ async def test_a_message_whose_validity_ended_during_the_token_wait_is_never_sen
 
     provider = ScriptedProvider()
     dispatcher = pool(provider)
-    dispatcher._clock = lambda: clock[0]  # noqa: SLF001 - a test clock
+    dispatcher._clock = lambda: clock[0]
     dispatcher.slots["scripted"].bucket = SlowTokens()
     late = outbound(now + dt.timedelta(seconds=2))
     assert await dispatcher.dispatch(late, "otp") == Expired("scripted", "all")
@@ -120,7 +120,7 @@ async def test_the_relay_records_a_validity_that_ended_at_the_provider_as_expire
     provider = ScriptedProvider()
     dispatcher = pool(provider)
     # The token wait (here: the dispatcher's clock) outlives the OTP's ten minutes.
-    dispatcher._clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)  # noqa: SLF001
+    dispatcher._clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     relay = Relay(memory.outbox, dispatcher, RelayConfig(poll_seconds=0.01, coalesce_seconds=0))
     await relay.start()
     try:

@@ -42,8 +42,22 @@ async def claim_due(outbox: Outbox, owner: str, room: int, lease_seconds: float,
     picks = allocate(room, backlog, marketing_min_share=marketing_min_share,
                      rng=rng or _RNG, limits=limits)
     claimed = await outbox.claim(owner, picks, lease_seconds)
-    claimed.sort(key=lambda m: lane_of(m.traffic_class))
-    return Claimed(claimed, sum(b.due for b in backlog) > sum(p.count for p in picks))
+    return Claimed(interleaved(claimed),
+                   sum(b.due for b in backlog) > sum(p.count for p in picks))
+
+
+def interleaved(messages: list[OutboundMessage]) -> list[OutboundMessage]:
+    """Highest lane first and, inside a lane, the tenants' messages spread evenly
+    through the claim (each at its fraction of its tenant's share), so that the
+    sends of one claim, which reach the providers in this order, do not serve
+    one tenant's block before the next's."""
+    groups: dict[tuple[Lane, object], list[OutboundMessage]] = {}
+    for message in messages:
+        groups.setdefault((lane_of(message.traffic_class), message.tenant_id), []).append(message)
+    keyed = [((lane, (n + 0.5) / len(group)), message)
+             for (lane, _), group in groups.items() for n, message in enumerate(group)]
+    keyed.sort(key=lambda item: item[0])
+    return [message for _, message in keyed]
 
 
 _RNG = random.Random()

@@ -50,7 +50,11 @@ class ProviderSlot:
     retry: RetryPolicy
     max_in_flight: int = 100
     bucket: RateLimiter | None = None
-    max_rate_wait_seconds: float = 0.25
+    # A send waits this long for a token before it is put back. The relay claims only
+    # about 100 ms of tokens per process (SharedTokenBucket.room), so a wait this long
+    # means the bucket is shared by many relays or starved; a shorter bound put half a
+    # backlog back through the outbox when two relays shared one bucket.
+    max_rate_wait_seconds: float = 1.0
     send_timeout_seconds: float = 30.0
     unavailable_wait_seconds: float = 1.0  # retry soon when the shared bucket is away
     marketing_min_share: float = 0.10  # of the tokens, while marketing waits behind others
@@ -73,6 +77,14 @@ class ProviderSlot:
     @property
     def name(self) -> str:
         return self.port.name
+
+    def can_take(self) -> bool:
+        """Whether a claimed message may try this provider now: a slot free, the breaker
+        letting calls through, the bucket reachable. Tokens it may wait for (the gate);
+        ``free`` counts them only to size the claims."""
+        now = time.monotonic()
+        return (self.in_flight < self.max_in_flight and self.breaker.room(now) > 0
+                and (self.bucket is None or self.bucket.room(now) > 0))
 
     def free(self, lane: Lane = Lane.OTP) -> int:
         """How many more sends of ``lane`` this provider can take soon: in-flight room,
@@ -167,7 +179,7 @@ class Dispatcher:
 
     async def _try(self, slot: ProviderSlot, route: str, message: OutboundMessage,
                    waits: list[float]) -> Sent | Failed | Expired | None:
-        if not slot.free():  # circuit open (or probes all out), or the in-flight cap reached
+        if not slot.can_take():  # circuit open (or probes all out), the in-flight cap reached
             opened = slot.breaker.state is BreakerState.OPEN
             waits.append(max(0.05, slot.breaker.retry_at() - time.monotonic()) if opened
                          else 0.05)

@@ -11,11 +11,10 @@ import collections
 import random
 import uuid
 
-from smsgw.adapters.memory.outbox import MemoryOutbox
-from smsgw.adapters.postgres.outbox import OutboxRepository
 from smsgw.app import Stores
 from smsgw.domain.fairness import Backlog, Pick
 from smsgw.domain.lanes import Lane
+from smsgw.domain.policy import TenantPolicy
 from smsgw.services.claims import claim_due
 from tests.contract.conftest import new_tenant, submission
 
@@ -29,14 +28,7 @@ async def queue(stores: Stores, tenant: uuid.UUID, count: int, traffic_class: st
 
 
 async def set_weight(stores: Stores, tenant: uuid.UUID, weight: int) -> None:
-    """tenants.weight: a column the admin API sets; here straight in each store."""
-    outbox = stores.outbox
-    if isinstance(outbox, MemoryOutbox):
-        outbox._s.weights[tenant] = weight
-        return
-    assert isinstance(outbox, OutboxRepository)
-    async with outbox._db.connection() as conn:
-        await conn.execute("UPDATE tenants SET weight = $2 WHERE id = $1", tenant, weight)
+    assert await stores.tenants.set_policy(tenant, TenantPolicy(weight=weight))
 
 
 async def claim(stores: Stores, room: int, share: float = 0.0, **options: int

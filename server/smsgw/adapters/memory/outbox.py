@@ -11,6 +11,7 @@ from typing import Any
 from smsgw.adapters.memory.state import MemoryState, MessageRow
 from smsgw.domain.fairness import Backlog, Pick
 from smsgw.domain.lanes import Lane, lane_of
+from smsgw.domain.policy import UNLIMITED
 from smsgw.domain.records import DeadLetter, OutboundMessage, Outcome
 from smsgw.domain.status import MessageStatus
 
@@ -25,7 +26,7 @@ class MemoryOutbox:
         due: collections.Counter[tuple[Lane, uuid.UUID]] = collections.Counter(
             (lane_of(row.message.traffic_class), row.message.tenant_id)
             for row in self._due(self._s.clock()))
-        return [Backlog(lane, tenant, min(cap, n), self._s.weights.get(tenant, 1))
+        return [Backlog(lane, tenant, min(cap, n), self._s.policies.get(tenant, UNLIMITED).weight)
                 for (lane, tenant), n in sorted(due.items())]
 
     async def claim(self, owner: str, picks: Sequence[Pick],

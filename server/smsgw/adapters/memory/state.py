@@ -67,7 +67,6 @@ class MemoryState:
     dead_letters: dict[uuid.UUID, DeadLetter] = field(default_factory=dict)
     endpoints: dict[uuid.UUID, EndpointRow] = field(default_factory=dict)
     tenants: dict[str, Tenant] = field(default_factory=dict)  # by name
-    weights: dict[uuid.UUID, int] = field(default_factory=dict)  # tenants.weight; default 1
     api_keys: dict[bytes, tuple[uuid.UUID, frozenset[str]]] = field(default_factory=dict)
     policies: dict[uuid.UUID, TenantPolicy] = field(default_factory=dict)
     # (tenant, 'd' or 'm', period start) -> segments, as the tenant_usage table

@@ -12,7 +12,7 @@ from smsgw.domain.encoding import Encoding
 from smsgw.domain.fairness import LaneTurns
 from smsgw.domain.lanes import Lane
 from smsgw.domain.status import MessageStatus as S
-from smsgw.ports import OutboundMessage
+from smsgw.ports import OutboundMessage, SendResult
 from smsgw.services.dispatch import Expired, Sent
 from smsgw.services.gate import PriorityGate
 from smsgw.services.relay import Relay, RelayConfig
@@ -132,3 +132,66 @@ async def test_the_relay_records_a_validity_that_ended_at_the_provider_as_expire
     (message,) = await memory.messages.get_many(tenant, [accepted.message.id])
     assert (message.status, message.error_code) == (S.EXPIRED, "VALIDITY_EXPIRED")
     assert not provider.sent
+
+
+class TenTokensSoon(HandedTokens):
+    """A bucket that can give about 20 tokens soon, each only when the test hands it."""
+
+    def room(self, now: float) -> int:
+        return 20
+
+
+async def test_the_relay_claims_only_what_the_bucket_can_give_soon_and_an_otp_overtakes(
+        memory, tenant) -> None:  # type: ignore[no-untyped-def]
+    marketing = [dataclasses.replace(submission(f"m{i}"), traffic_class="marketing")
+                 for i in range(100)]
+    await Submitter(memory.messages, None).submit_many(tenant, marketing)
+    provider = OrderedProvider()
+    dispatcher = pool(provider)
+    bucket = TenTokensSoon()
+    dispatcher.slots["scripted"].bucket = bucket
+    relay = Relay(memory.outbox, dispatcher, RelayConfig(poll_seconds=0.01, coalesce_seconds=0))
+    await relay.start()
+    try:
+        await settle_until(lambda: count(memory, S.SENDING), lambda n: n >= 18)
+        await settle()
+        assert await count(memory, S.SENDING) <= 20  # the rest waits in the outbox
+        otp = dataclasses.replace(submission("o1"), traffic_class="otp")
+        (accepted,) = await Submitter(memory.messages, None).submit_many(tenant, [otp])
+        relay.wake()
+        bucket.tokens.release()  # one marketing send goes: room for the OTP's claim
+        await settle_until(lambda: status_of(memory, tenant, accepted.message.id),
+                           lambda s: s is S.SENDING)
+        bucket.tokens.release()  # the token the turn's holder (marketing) waits for
+        bucket.tokens.release()
+        await settle_until(lambda: asyncio.sleep(0, len(provider.order)), lambda n: n >= 3)
+        # Then the OTP, ahead of the 16 or more marketing sends still waiting.
+        assert provider.order[:3] == ["marketing", "marketing", "otp"]
+    finally:
+        for _ in range(200):
+            bucket.tokens.release()
+        await relay.stop()
+
+
+class OrderedProvider(ScriptedProvider):
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[str] = []
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        self.order.append(message.traffic_class)
+        return await super().send(message)
+
+
+async def count(memory, status: S) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for row in memory.state.messages.values() if row.message.status is status)
+
+
+async def status_of(memory, tenant, message_id) -> S:  # type: ignore[no-untyped-def]
+    return (await memory.messages.get_many(tenant, [message_id]))[0].status
+
+
+async def settle_until(read, done) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(10):
+        while not done(await read()):
+            await asyncio.sleep(0.001)

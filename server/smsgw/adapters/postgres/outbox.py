@@ -31,7 +31,7 @@ class OutboxRepository:
         async with self._db.connection() as conn:
             rows = await conn.fetch(Q["claim_due"], [int(p.lane) for p in picks],
                                     [p.tenant_id for p in picks], [p.count for p in picks],
-                                    owner, lease_seconds)
+                                    owner, lease_seconds, sum(p.count for p in picks))
         return [
             OutboundMessage(
                 id=r["id"], tenant_id=r["tenant_id"], to=r["to_number"], body=r["body"],

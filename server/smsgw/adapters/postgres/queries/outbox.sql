@@ -46,6 +46,10 @@ WITH picks AS (
         LIMIT p.n
         FOR UPDATE SKIP LOCKED
     ) AS d
+    -- $6 is the picks' total: it cuts nothing, but gives the planner the row
+    -- count (a LIMIT per lateral row it cannot know), without which it hashed
+    -- the whole outbox and messages tables to lease five rows.
+    LIMIT $6
 ), leased AS (
     UPDATE outbox o
     SET lease_owner = $4, due_at = now() + make_interval(secs => $5)

@@ -190,7 +190,8 @@ class Gateway:
         relay = Relay(self.stores.outbox, dispatcher, RelayConfig(
             batch_size=s.relay_batch_size, max_in_flight=s.relay_max_in_flight,
             poll_seconds=s.relay_poll_seconds, lease_seconds=s.relay_lease_seconds,
-            max_age_seconds=s.message_max_age_seconds), board=self.board,
+            max_age_seconds=s.message_max_age_seconds,
+            marketing_min_share=s.marketing_min_share), board=self.board,
             hold=QuietHold(self.policies, s.quiet_hours_fallback_zone))
         listener.subscribe("smsgw_outbox", relay.wake)
         await self._start(relay)

@@ -88,5 +88,7 @@ def build(settings: Settings, redis: aioredis.Redis,
             port=adapter(provider, settings, board),
             breaker=CircuitBreaker(provider.breaker, BreakerGauge(provider.name)),
             retry=provider.retry, max_in_flight=provider.max_in_flight, bucket=bucket,
-            send_timeout_seconds=provider.send_timeout_seconds)
+            send_timeout_seconds=provider.send_timeout_seconds,
+            marketing_min_share=settings.marketing_min_share,
+            lane_headroom=settings.lane_headroom)
     return Dispatcher(Router(routes(settings, providers)), slots)

@@ -52,6 +52,11 @@ class Settings:
     relay_max_in_flight: int = 2000
     relay_poll_seconds: float = 1.0
     relay_lease_seconds: float = 60.0
+    # Priority lanes (domain/lanes.py): while marketing has a backlog, the share of
+    # each claim and of each provider's tokens it keeps, however busy the higher
+    # lanes are; and the share of each provider's room marketing leaves free for them.
+    marketing_min_share: float = 0.10
+    lane_headroom: float = 0.10
     # Defaults for every provider (each may set its own): the seeds' schedule,
     # 30 s doubling to at most 30 min, five attempts, with full jitter.
     retry_max_attempts: int = 5
@@ -148,6 +153,8 @@ class Settings:
             raise ValueError("batch sizes must be positive")
         if self.max_segments < 1:
             raise ValueError("max_segments must be at least 1")
+        if not (0.0 <= self.marketing_min_share <= 1.0 and 0.0 <= self.lane_headroom < 1.0):
+            raise ValueError("marketing_min_share must be in [0, 1] and lane_headroom in [0, 1)")
 
     def replace(self, **changes: Any) -> Settings:
         """A validated copy with some fields changed (values already typed)."""

@@ -8,6 +8,7 @@ from smsgw.app import Stores
 from smsgw.domain.model import Cursor
 from smsgw.domain.records import DeliveryReceipt, Outcome
 from smsgw.domain.status import MessageStatus as S
+from smsgw.services.claims import claim_due
 from tests.contract.conftest import accepted
 
 START = Cursor(0, 0)
@@ -24,7 +25,7 @@ async def history_of(ports: Stores, message_id, count: int):  # type: ignore[no-
 
 
 async def deliver(ports: Stores, message_id) -> None:  # type: ignore[no-untyped-def]
-    await ports.outbox.claim("relay", 10, 60)
+    await claim_due(ports.outbox, "relay", 10, 60)
     await ports.outbox.record("relay", [Outcome(message_id, S.SENT, provider="p",
                                                 provider_message_id=f"p-{message_id}")])
     await ports.receipts.apply("p", [DeliveryReceipt("p", f"p-{message_id}", S.DELIVERED)])

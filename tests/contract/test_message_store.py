@@ -8,6 +8,7 @@ import uuid
 from smsgw.app import Stores
 from smsgw.domain.model import MessageFilter, PageRequest
 from smsgw.domain.status import MessageStatus
+from smsgw.services.claims import claim_due
 from tests.contract.conftest import accepted, submission
 
 
@@ -56,7 +57,7 @@ async def test_only_a_queued_message_not_yet_leased_can_be_canceled(store_ports:
     assert canceled.error_code == "CANCELED"
     assert await store_ports.messages.cancel(tenant, first) is None  # already final
     assert await store_ports.outbox.depth() == 1
-    await store_ports.outbox.claim("relay", 10, 60)
+    await claim_due(store_ports.outbox, "relay", 10, 60)
     assert await store_ports.messages.cancel(tenant, second) is None  # handed to the relay
     assert await store_ports.messages.cancel(uuid.uuid4(), second) is None
 

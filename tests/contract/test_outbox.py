@@ -11,6 +11,7 @@ from smsgw.app import Stores
 from smsgw.domain.model import Cursor
 from smsgw.domain.records import DeadLetterFilter, Outcome
 from smsgw.domain.status import MessageStatus
+from smsgw.services.claims import claim_due
 from tests.contract.conftest import accepted, new_tenant, submission
 
 
@@ -21,12 +22,12 @@ async def status_of(store_ports: Stores, tenant, message_id) -> tuple[MessageSta
 
 async def test_a_claim_leases_due_messages_once_and_counts_an_attempt(store_ports: Stores) -> None:
     tenant, ids = await accepted(store_ports, 3)
-    claimed = await store_ports.outbox.claim("relay-a", 2, 60)
+    claimed = (await claim_due(store_ports.outbox, "relay-a", 2, 60)).messages
     assert len(claimed) == 2 and {c.attempt for c in claimed} == {1}
     assert claimed[0].tenant_id == tenant and claimed[0].to == "+16502530000"
-    rest = await store_ports.outbox.claim("relay-b", 10, 60)
+    rest = (await claim_due(store_ports.outbox, "relay-b", 10, 60)).messages
     assert {c.id for c in claimed + rest} == set(ids) and len(rest) == 1
-    assert await store_ports.outbox.claim("relay-b", 10, 60) == []  # all leased
+    assert not (await claim_due(store_ports.outbox, "relay-b", 10, 60)).messages  # leased
     assert await status_of(store_ports, tenant, ids[0]) == (MessageStatus.SENDING, 1)
     assert await store_ports.outbox.depth() == 3
 
@@ -34,7 +35,7 @@ async def test_a_claim_leases_due_messages_once_and_counts_an_attempt(store_port
 async def test_sent_outcomes_leave_the_outbox_and_only_the_lease_holder_records(
         store_ports: Stores) -> None:
     tenant, (message_id,) = await accepted(store_ports)
-    await store_ports.outbox.claim("relay-a", 10, 60)
+    await claim_due(store_ports.outbox, "relay-a", 10, 60)
     sent = Outcome(message_id, MessageStatus.SENT, provider="p", provider_message_id="p-1",
                    route="default")
     assert await store_ports.outbox.record("relay-b", [sent]) == set()  # not its lease
@@ -49,7 +50,7 @@ async def test_sent_outcomes_leave_the_outbox_and_only_the_lease_holder_records(
 async def test_a_retry_reschedules_and_a_deferral_gives_the_attempt_back(
         store_ports: Stores) -> None:
     tenant, (retried, deferred) = await accepted(store_ports, 2)
-    await store_ports.outbox.claim("relay", 10, 60)
+    await claim_due(store_ports.outbox, "relay", 10, 60)
     applied = await store_ports.outbox.record("relay", [
         Outcome(retried, MessageStatus.QUEUED, provider="p", error_code="BUSY",
                 retry_in_ms=60_000),
@@ -58,12 +59,12 @@ async def test_a_retry_reschedules_and_a_deferral_gives_the_attempt_back(
     assert await status_of(store_ports, tenant, retried) == (MessageStatus.QUEUED, 1)
     assert await status_of(store_ports, tenant, deferred) == (MessageStatus.QUEUED, 0)
     assert await store_ports.outbox.depth() == 2
-    assert await store_ports.outbox.claim("relay", 10, 60) == []  # due in a minute
+    assert not (await claim_due(store_ports.outbox, "relay", 10, 60)).messages  # due later
 
 
 async def test_retries_exhausted_make_one_dead_letter_replayed_once(store_ports: Stores) -> None:
     tenant, (message_id,) = await accepted(store_ports)
-    await store_ports.outbox.claim("relay", 10, 60)
+    await claim_due(store_ports.outbox, "relay", 10, 60)
     await store_ports.outbox.record("relay", [Outcome(
         message_id, MessageStatus.FAILED, provider="p", error_code="BUSY",
         error_description="carrier busy", dead_letter=True)])
@@ -86,7 +87,7 @@ async def test_retries_exhausted_make_one_dead_letter_replayed_once(store_ports:
 async def test_an_outcome_never_moves_a_message_against_the_state_machine(
         store_ports: Stores) -> None:
     tenant, (message_id,) = await accepted(store_ports)
-    await store_ports.outbox.claim("relay", 10, 60)
+    await claim_due(store_ports.outbox, "relay", 10, 60)
     await store_ports.outbox.record("relay", [Outcome(message_id, MessageStatus.SENT,
                                                  provider="p", provider_message_id="x")])
     await store_ports.receipts.apply("p", [_delivered("x")])
@@ -105,7 +106,7 @@ def _delivered(provider_id: str):  # type: ignore[no-untyped-def]
 async def test_the_parts_a_provider_sent_are_what_the_message_counts(store_ports: Stores) -> None:
     tenant, (split, whole) = await accepted(store_ports, 2)
     stored = (await store_ports.messages.get_many(tenant, [split]))[0].segments
-    await store_ports.outbox.claim("relay", 10, 60)
+    await claim_due(store_ports.outbox, "relay", 10, 60)
     await store_ports.outbox.record("relay", [
         Outcome(split, MessageStatus.SENT, provider="p", provider_message_id="a-1",
                 part_ids=("a-1", "a-2", "a-3", "a-4"), segments=4),
@@ -136,8 +137,8 @@ async def test_a_scheduled_message_is_not_claimed_before_its_send_time(
     (scheduled, now) = ids = [uuid.uuid4(), uuid.uuid4()]
     await store_ports.messages.insert(tenant, ids, [
         dataclasses.replace(submission(1), send_at=later), submission(2)])
-    assert [m.id for m in await store_ports.outbox.claim("relay", 10, 60)] == [now]
-    assert await store_ports.outbox.claim("relay", 10, 60) == []
+    assert [m.id for m in (await claim_due(store_ports.outbox, "relay", 10, 60)).messages] == [now]
+    assert (await claim_due(store_ports.outbox, "relay", 10, 60)).messages == []
     assert await status_of(store_ports, tenant, scheduled) == (MessageStatus.QUEUED, 0)
 
 
@@ -147,10 +148,11 @@ async def test_the_sweep_expires_overdue_rows_no_relay_holds(store_ports: Stores
     waiting, leased, lapsed, valid = ids = [uuid.uuid4() for _ in range(4)]
     await store_ports.messages.insert(tenant, [leased], [
         dataclasses.replace(submission(1), expire_at=ended)])
-    assert [m.id for m in await store_ports.outbox.claim("live", 10, 60)] == [leased]
+    live = (await claim_due(store_ports.outbox, "live", 10, 60)).messages
+    assert [m.id for m in live] == [leased]
     await store_ports.messages.insert(tenant, [lapsed], [
         dataclasses.replace(submission(2), expire_at=ended)])
-    assert [m.id for m in await store_ports.outbox.claim("dead", 10, 0)] == [lapsed]
+    assert [m.id for m in (await claim_due(store_ports.outbox, "dead", 10, 0)).messages] == [lapsed]
     await store_ports.messages.insert(tenant, [waiting, valid], [
         dataclasses.replace(submission(3), expire_at=ended), submission(4)])
 

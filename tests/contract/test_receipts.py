@@ -5,6 +5,7 @@ from __future__ import annotations
 from smsgw.app import Stores
 from smsgw.domain.records import DeliveryReceipt, Outcome
 from smsgw.domain.status import MessageStatus as S
+from smsgw.services.claims import claim_due
 from tests.contract.conftest import accepted
 
 
@@ -14,7 +15,7 @@ def receipt(provider_id: str, status: S = S.DELIVERED, code: str = "") -> Delive
 
 async def sent(ports: Stores, count: int = 1, parts: int = 1):  # type: ignore[no-untyped-def]
     tenant, ids = await accepted(ports, count)
-    await ports.outbox.claim("relay", 100, 60)
+    await claim_due(ports.outbox, "relay", 100, 60)
     await ports.outbox.record("relay", [Outcome(
         i, S.SENT, provider="p", provider_message_id=f"{i}-1",
         part_ids=tuple(f"{i}-{n}" for n in range(1, parts + 1)) if parts > 1 else ())
@@ -63,7 +64,7 @@ async def test_an_early_receipt_is_held_until_its_message_is_sent(store_ports: S
     await store_ports.receipts.hold("p", [early])
     await store_ports.receipts.hold("p", [early])  # held once
     assert await store_ports.receipts.retry_held(3600) == ([], [])
-    await store_ports.outbox.claim("relay", 10, 60)
+    await claim_due(store_ports.outbox, "relay", 10, 60)
     await store_ports.outbox.record("relay", [Outcome(message_id, S.SENT, provider="p",
                                                       provider_message_id="later-id")])
     matched, given_up = await store_ports.receipts.retry_held(3600)

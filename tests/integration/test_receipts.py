@@ -12,6 +12,7 @@ from smsgw.adapters.postgres.receipts import ReceiptRepository
 from smsgw.domain.records import Outcome
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import DeliveryReceipt
+from smsgw.services.claims import claim_due
 from smsgw.services.receipts import ReceiptProcessor
 from tests.integration.test_relay import accept, statuses
 
@@ -38,7 +39,7 @@ async def test_an_early_receipt_survives_its_process_and_settles_the_message_lat
     await early.stop()  # the process that took the receipt is gone
 
     outbox = OutboxRepository(db)
-    await outbox.claim("relay", 10, 30)
+    await claim_due(outbox, "relay", 10, 30)
     await outbox.record("relay", [Outcome(message_id, MessageStatus.SENT, provider="smsc",
                                           provider_message_id="abc123")])
     later = ReceiptProcessor(ReceiptRepository(db), retry_seconds=0.05)

@@ -22,6 +22,7 @@ from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.domain.validation import Limits, SendRequest, validate
 from smsgw.ports import OutboundMessage, ProviderError, ReceiptSink, SendResult
+from smsgw.services.claims import claim_due
 from smsgw.services.dispatch import Dispatcher, ProviderSlot
 from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.submitter import Submitter
@@ -108,11 +109,11 @@ async def test_two_relays_share_the_outbox_and_send_each_message_once(db):
 async def test_a_dead_relays_lease_is_taken_over(db):
     ids = await accept(db, 20)
     outbox = OutboxRepository(db)
-    claimed = await outbox.claim("dead-relay", limit=100, lease_seconds=0.3)
+    claimed = (await claim_due(outbox, "dead-relay", 100, 0.3)).messages
     assert {m.id for m in claimed} == set(ids)
     provider = CountingProvider()
     survivor = Relay(outbox, pool(provider), FAST, owner="survivor")
-    assert await outbox.claim("survivor", limit=100, lease_seconds=30) == []  # still leased
+    assert (await claim_due(outbox, "survivor", 100, 30)).messages == []  # still leased
     await run_relays([survivor], db)
     assert set(provider.sent) == set(ids)
     async with db.connection() as conn:

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from smsgw.adapters.postgres import queries
+from smsgw.domain.lanes import Lane
 from smsgw.domain.status import TRANSITIONS, MessageStatus, Transitions, sources_of
 
 pytestmark = pytest.mark.integration
@@ -97,12 +98,21 @@ async def test_cancel_moves_what_may_become_canceled(conn, machine: Transitions)
         await _assert_moved(conn, message_id, old, S.CANCELED, allowed)
 
 
+def _everything_of(tenant: uuid.UUID) -> tuple[list[int], list[uuid.UUID], list[int], str,
+                                                float, int]:
+    """claim_due's arguments: picks (lanes, tenants, counts) of up to 100 of the tenant's
+    due rows in every lane, owner, lease, the picks' total."""
+    return ([int(lane) for lane in Lane], [tenant] * len(Lane), [100] * len(Lane), "r", 60.0,
+            100 * len(Lane))
+
+
 @MACHINES
 async def test_a_claim_takes_what_may_become_sending(conn, machine: Transitions) -> None:
     sql = queries.build("outbox", machine)["claim_due"]
     tenant = await _tenant(conn)
     ids = {old: await _message(conn, tenant, old, outbox="") for old in MessageStatus}
-    claimed = {row["id"]: row["previous_status"] for row in await conn.fetch(sql, 100, "r", 60.0)}
+    claimed = {row["id"]: row["previous_status"]
+               for row in await conn.fetch(sql, *_everything_of(tenant))}
 
     may = sources_of(S.SENDING, machine)
     # Still SENDING: a lapsed lease, taken over without a transition or event.
@@ -204,8 +214,9 @@ async def test_appending_events_wakes_watchers_once_and_nothing_wakes_them_for_n
         for _ in range(3):
             await _message(conn, tenant, S.QUEUED, outbox="")
         claim = queries.load("outbox")["claim_due"]
-        assert len(await conn.fetch(claim, 100, "r", 60.0)) == 3  # three events, one wake-up
-        assert await conn.fetch(claim, 100, "r", 60.0) == []  # nothing due: no wake-up
+        pick = _everything_of(tenant)
+        assert len(await conn.fetch(claim, *pick)) == 3  # three events, one wake-up
+        assert await conn.fetch(claim, *pick) == []  # nothing due: no wake-up
         # Notifications from one session arrive in order: the barrier comes last.
         await conn.execute("NOTIFY smsgw_events, 'barrier'")
         await asyncio.wait_for(done.wait(), 10)

@@ -10,6 +10,7 @@ processes whose clocks disagree still share one rate. Redis being away is
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
@@ -37,22 +38,29 @@ return {granted, wait}
 
 
 class SharedTokenBucket:
-    def __init__(self, client: aioredis.Redis, provider: str, rate: float, burst: int) -> None:
+    def __init__(self, client: aioredis.Redis, provider: str, rate: float, burst: int,
+                 horizon_seconds: float = 0.1) -> None:
         self._script: Any = client.register_script(_TAKE)
         self._key = f"smsgw:rate:{provider}"
         self._rate = rate
         self._burst = max(1, burst)
         self._batch = max(1, min(self._burst, int(rate / 50)))  # ~20 ms of sending
         self._local = 0
+        # What "soon" means for room(): the relay claims no more than this many
+        # seconds of tokens, so messages wait in the outbox (where a higher lane
+        # can overtake them at the claim), not in memory.
+        self._soon = max(1, math.ceil(rate * horizon_seconds))
         self._lock = asyncio.Lock()
         self._down = False  # the last round trip failed
         self._probe_at = 0.0  # while down, when one call may try Redis again
 
     def room(self, now: float) -> int:
-        """How many sends may try the bucket now: none for a moment after Redis failed,
-        then one probe, so an outage does not churn the whole outbox through deferrals."""
+        """How many sends the bucket can likely serve soon: the tokens held here plus
+        the horizon's worth of the rate (the bucket is shared, so this is an upper
+        bound); none for a moment after Redis failed, then one probe, so an outage
+        does not churn the whole outbox through deferrals."""
         if not self._down:
-            return 1 << 30
+            return self._local + self._soon
         return 0 if now < self._probe_at else 1
 
     async def acquire(self, max_wait_seconds: float) -> float | None:

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
+from smsgw.domain.fairness import Backlog, Pick
 from smsgw.domain.model import (
     Cursor,
     Message,
@@ -89,9 +90,15 @@ class MessageStore(Protocol):
 class Outbox(Protocol):
     """Due work for the relay, leased so that any number of relays can share it."""
 
-    async def claim(self, owner: str, limit: int,
+    async def backlog(self, cap: int) -> list[Backlog]:
+        """How many messages are due per (lane, tenant), each counted up to ``cap``,
+        with the tenant's weight: what the relay shares a claim by."""
+        ...
+
+    async def claim(self, owner: str, picks: Sequence[Pick],
                     lease_seconds: float) -> list[OutboundMessage]:
-        """Leases due messages (oldest due first), marks them SENDING, counts an attempt."""
+        """Leases, for each pick, up to its count of that (lane, tenant)'s due messages
+        (oldest due first), marks them SENDING and counts an attempt."""
         ...
 
     async def record(self, owner: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
@@ -232,7 +239,8 @@ class RateLimiter(Protocol):
         ...
 
     def room(self, now: float) -> int:
-        """How many sends may try the limiter now (few while it is unreachable)."""
+        """How many sends the limiter can likely serve soon (few while it is unreachable):
+        the relay claims no more, so the rest waits in the outbox."""
         ...
 
 

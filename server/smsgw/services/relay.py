@@ -5,6 +5,12 @@ a database), sends run concurrently up to an in-flight cap, and outcomes are
 written back in batches by a separate task, so neither the claim nor the
 write-back waits on the slowest send. A wake-up from LISTEN/NOTIFY or the
 poll interval, whichever comes first, starts the next claim.
+
+A claim is shared by lane and tenant (services/claims.py, domain/fairness.py)
+and sized by what the providers can take soon, marketing leaving them some
+headroom; when that held work back, the next send that finishes starts the
+next claim, so the backlog waits in the outbox, where a higher lane that
+arrives meanwhile overtakes it, and not in memory.
 """
 
 from __future__ import annotations
@@ -24,11 +30,13 @@ from prometheus_client import Counter, Histogram
 
 from smsgw import metrics
 from smsgw.domain.errors import Unavailable
+from smsgw.domain.lanes import Lane
 from smsgw.domain.phone import mask
 from smsgw.domain.records import OutboundMessage, Outcome
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import Outbox
-from smsgw.services.dispatch import Deferred, Dispatcher, Failed, Sent
+from smsgw.services.claims import claim_due
+from smsgw.services.dispatch import Deferred, Dispatcher, Expired, Failed, Sent
 from smsgw.supervision import HealthBoard, Supervised, wait_for_event
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,8 @@ class RelayConfig:
     # After a wake-up, wait this long for more work to gather: one claim or
     # write-back of fifty rows costs little more than one of five.
     coalesce_seconds: float = 0.01
+    # While marketing has a backlog, its share of each claim (domain/fairness.py).
+    marketing_min_share: float = 0.10
 
 
 class Relay:
@@ -64,6 +74,7 @@ class Relay:
         self._rng = rng or random.Random()  # retry jitter
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
+        self._held_back = False  # the last claim left due work for lack of room
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: list[tuple[Outcome, float]] = []  # with the lease's end
         self._outcomes_ready = asyncio.Event()
@@ -117,12 +128,19 @@ class Relay:
         lease_until = time.monotonic() + self._config.lease_seconds * 0.9
         limit = min(room, self._config.batch_size)
         self._wake.clear()
-        claimed = await self._outbox.claim(self.owner, limit, self._config.lease_seconds)
+        claim = await claim_due(
+            self._outbox, self.owner, limit, self._config.lease_seconds,
+            marketing_room=self._dispatcher.capacity(Lane.MARKETING),
+            marketing_min_share=self._config.marketing_min_share)
         self._claimer.healthy()
-        for message in claimed:
+        for message in claim.messages:
             self._dispatch(message, lease_until)
-        if len(claimed) < limit:
-            await self._sleep_until_woken(await self._until_next_due())
+        self._held_back = claim.held_back
+        if len(claim.messages) < limit:
+            # Work held back for lack of room: a finished send wakes the claim. Otherwise
+            # sleep until the next row falls due (a scheduled send, a retry), at most.
+            await self._sleep_until_woken(
+                None if claim.held_back else await self._until_next_due())
 
     async def _until_next_due(self) -> float:
         """The poll interval, or less when a row (a scheduled send, a retry) falls due
@@ -144,6 +162,8 @@ class Relay:
     def _sent(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
         self._room.set()
+        if self._held_back:  # due work waits for exactly this room
+            self._wake.set()
 
     async def _send(self, message: OutboundMessage, lease_until: float) -> None:
         try:
@@ -181,6 +201,8 @@ class Relay:
                            # No part ids: one submit (or the SMSC split it): the count
                            # made at accept stands.
                            segments=len(done.result.part_ids) or None)
+        if isinstance(done, Expired):  # its validity ended while it waited for a token
+            return self._expired(message, done.provider)
         if isinstance(done, Deferred):
             self._count("", "deferred")
             return Outcome(message.id, MessageStatus.QUEUED, route=done.route, refund=True,

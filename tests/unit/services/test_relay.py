@@ -13,6 +13,7 @@ from smsgw.domain.records import DeadLetterFilter
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.status import MessageStatus as S
 from smsgw.ports import ProviderError
+from smsgw.services.claims import claim_due
 from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.submitter import Submitter
 from tests.unit.services.conftest import ScriptedProvider, pool, submission
@@ -149,4 +150,4 @@ async def test_when_no_provider_can_take_it_the_attempt_is_given_back(
     await relay.stop()
     assert not provider.sent
     assert set(await statuses(memory, tenant, ids)) == {(S.QUEUED, 0)}  # claimed, refunded
-    assert await memory.outbox.claim("other", 10, 30) == []  # due again only in 5 s
+    assert (await claim_due(memory.outbox, "other", 10, 30)).messages == []  # due again only in 5 s

@@ -12,6 +12,7 @@ from smsgw.adapters.memory import MemoryStores
 from smsgw.domain.policy import QuietHours, TenantPolicy
 from smsgw.domain.records import OutboundMessage
 from smsgw.domain.status import MessageStatus as S
+from smsgw.services.claims import claim_due
 from smsgw.services.policies import PolicyCache
 from smsgw.services.quiet import QuietHold
 from smsgw.services.relay import Relay, RelayConfig
@@ -102,7 +103,7 @@ async def test_marketing_waits_for_the_quiet_hours_to_end_and_other_traffic_does
     # Due again when the window ends, about an hour from now; never before.
     assert until_open is not None and dt.timedelta(minutes=58) < until_open
     assert until_open <= dt.timedelta(hours=1, seconds=1)
-    assert await memory.outbox.claim("other", 10, 30) == []
+    assert (await claim_due(memory.outbox, "other", 10, 30)).messages == []
 
 
 async def _all_queued(memory: MemoryStores, tenant: uuid.UUID, ids: list[uuid.UUID]) -> bool:

@@ -11,6 +11,7 @@ from standardwebhooks.webhooks import Webhook
 from smsgw.adapters.memory import MemoryStores
 from smsgw.domain.records import DeliveryReceipt, Outcome
 from smsgw.domain.status import MessageStatus as S
+from smsgw.services.claims import claim_due
 from smsgw.services.submitter import Submitter
 from smsgw.services.watch import End, Signal, WatchConfig, Watcher
 from smsgw.services.webhooks import WebhookConfig, WebhookDispatcher, new_secret
@@ -22,7 +23,7 @@ CONFIG = WatchConfig(heartbeat_seconds=60, poll_seconds=0.01)
 async def accept_and_deliver(memory: MemoryStores, tenant, key: str):  # type: ignore[no-untyped-def]
     [outcome] = await Submitter(memory.messages, None).submit_many(tenant, [submission(key)])
     message_id = outcome.message.id
-    await memory.outbox.claim("relay", 10, 30)
+    await claim_due(memory.outbox, "relay", 10, 30)
     await memory.outbox.record("relay", [Outcome(message_id, S.SENT, provider="p",
                                                  provider_message_id=f"p-{key}")])
     await memory.receipts.apply("p", [DeliveryReceipt("p", f"p-{key}", S.DELIVERED)])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from smsgw.adapters.memory.state import MemoryState, MessageRow
+from smsgw.domain.fairness import Backlog, Pick
+from smsgw.domain.lanes import Lane, lane_of
+from smsgw.domain.policy import UNLIMITED
 from smsgw.domain.records import DeadLetter, OutboundMessage, Outcome
 from smsgw.domain.status import MessageStatus, can_transition
 
@@ -18,12 +22,23 @@ class MemoryOutbox:
     def __init__(self, state: MemoryState) -> None:
         self._s = state
 
-    async def claim(self, owner: str, limit: int,
+    async def backlog(self, cap: int) -> list[Backlog]:
+        due: collections.Counter[tuple[Lane, uuid.UUID]] = collections.Counter(
+            (lane_of(row.message.traffic_class), row.message.tenant_id)
+            for row in self._due(self._s.clock()))
+        return [Backlog(lane, tenant, min(cap, n), self._s.policies.get(tenant, UNLIMITED).weight)
+                for (lane, tenant), n in sorted(due.items())]
+
+    async def claim(self, owner: str, picks: Sequence[Pick],
                     lease_seconds: float) -> list[OutboundMessage]:
         now = self._s.clock()
-        due = sorted((r for r in self._s.messages.values()
-                      if r.due_at is not None and r.due_at <= now), key=lambda r: r.due_at
-                     or now)[:limit]
+        wanted = {(p.lane, p.tenant_id): p.count for p in picks}
+        due: list[MessageRow] = []
+        for row in sorted(self._due(now), key=lambda r: r.due_at or now):
+            key = (lane_of(row.message.traffic_class), row.message.tenant_id)
+            if wanted.get(key, 0) > 0:
+                wanted[key] -= 1
+                due.append(row)
         self._s.begin()
         claimed = []
         for row in due:
@@ -36,6 +51,9 @@ class MemoryOutbox:
                 self._s.move(row, MessageStatus.SENDING, bare=True)
             claimed.append(_outbound(row))
         return claimed
+
+    def _due(self, now: dt.datetime) -> list[MessageRow]:
+        return [r for r in self._s.messages.values() if r.due_at is not None and r.due_at <= now]
 
     async def record(self, owner: str, outcomes: Sequence[Outcome]) -> set[uuid.UUID]:
         self._s.begin()

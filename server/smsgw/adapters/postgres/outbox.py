@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from smsgw.adapters.postgres import queries
 from smsgw.adapters.postgres.database import Database
 from smsgw.domain.encoding import Encoding
+from smsgw.domain.fairness import Backlog, Pick
+from smsgw.domain.lanes import Lane
 from smsgw.domain.records import OutboundMessage, Outcome
 
 Q = queries.load("outbox")
@@ -18,10 +20,19 @@ class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def claim(self, owner: str, limit: int, lease_seconds: float
-                    ) -> list[OutboundMessage]:
+    async def backlog(self, cap: int) -> list[Backlog]:
         async with self._db.connection() as conn:
-            rows = await conn.fetch(Q["claim_due"], limit, owner, lease_seconds)
+            rows = await conn.fetch(Q["due_backlog"], cap)
+        return [Backlog(Lane(r["lane"]), r["tenant_id"], r["due"], r["weight"]) for r in rows]
+
+    async def claim(self, owner: str, picks: Sequence[Pick], lease_seconds: float
+                    ) -> list[OutboundMessage]:
+        if not picks:
+            return []
+        async with self._db.connection() as conn:
+            rows = await conn.fetch(Q["claim_due"], [int(p.lane) for p in picks],
+                                    [p.tenant_id for p in picks], [p.count for p in picks],
+                                    owner, lease_seconds, sum(p.count for p in picks))
         return [
             OutboundMessage(
                 id=r["id"], tenant_id=r["tenant_id"], to=r["to_number"], body=r["body"],

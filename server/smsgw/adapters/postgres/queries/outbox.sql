@@ -1,15 +1,58 @@
+-- name: due_backlog
+-- How much is due per (lane, tenant), each count capped at $1, with the
+-- tenant's weight: what the relay shares its next claim by
+-- (domain/fairness.py). A loose index scan over outbox_lane_tenant_due: the
+-- recursive part jumps from one (lane, tenant) to the next, one index probe
+-- each, and the capped count reads at most $1 entries of each, so a tenant
+-- with 100,000 rows costs what one with $1 does, and one with only future
+-- (leased or retrying) rows costs a probe. The count reads newest due first:
+-- the oldest entries of a draining backlog are the dead versions of rows
+-- already claimed (until vacuum), which the claim itself has to pass anyway.
+WITH RECURSIVE pairs AS (
+    (SELECT lane, tenant_id FROM outbox ORDER BY lane, tenant_id LIMIT 1)
+    UNION ALL
+    SELECT next.lane, next.tenant_id
+    FROM pairs p,
+         LATERAL (SELECT o.lane, o.tenant_id FROM outbox o
+                  WHERE (o.lane, o.tenant_id) > (p.lane, p.tenant_id)
+                  ORDER BY o.lane, o.tenant_id LIMIT 1) AS next
+)
+SELECT p.lane, p.tenant_id, d.due, COALESCE(t.weight, 1) AS weight
+FROM pairs p
+CROSS JOIN LATERAL (
+    SELECT count(*) AS due
+    FROM (SELECT 1 FROM outbox o
+          WHERE o.lane = p.lane AND o.tenant_id = p.tenant_id AND o.due_at <= now()
+          ORDER BY o.due_at DESC
+          LIMIT $1) AS capped
+) AS d
+LEFT JOIN tenants t ON t.id = p.tenant_id
+WHERE d.due > 0;
+
 -- name: claim_due
--- Leases due rows by pushing due_at to the end of the lease, and marks their
--- messages SENDING, in one statement. Rows another relay holds are skipped.
-WITH due AS (
-    SELECT message_id FROM outbox
-    WHERE due_at <= now()
-    ORDER BY due_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
+-- Leases, for each pick (lane $1[i], tenant $2[i], count $3[i]), that many of
+-- its oldest due rows by pushing due_at to the end of the lease, and marks
+-- their messages SENDING, in one statement. Rows another relay holds are
+-- skipped (a claim may come back short; the next one makes up for it).
+WITH picks AS (
+    SELECT * FROM unnest($1::smallint[], $2::uuid[], $3::integer[]) AS p(lane, tenant_id, n)
+), due AS (
+    SELECT d.message_id
+    FROM picks p
+    CROSS JOIN LATERAL (
+        SELECT o.message_id FROM outbox o
+        WHERE o.lane = p.lane AND o.tenant_id = p.tenant_id AND o.due_at <= now()
+        ORDER BY o.due_at
+        LIMIT p.n
+        FOR UPDATE SKIP LOCKED
+    ) AS d
+    -- $6 is the picks' total: it cuts nothing, but gives the planner the row
+    -- count (a LIMIT per lateral row it cannot know), without which it hashed
+    -- the whole outbox and messages tables to lease five rows.
+    LIMIT $6
 ), leased AS (
     UPDATE outbox o
-    SET lease_owner = $2, due_at = now() + make_interval(secs => $3)
+    SET lease_owner = $4, due_at = now() + make_interval(secs => $5)
     FROM due WHERE o.message_id = due.message_id
     RETURNING o.message_id
 ), previous AS (

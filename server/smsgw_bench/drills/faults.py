@@ -74,6 +74,19 @@ class Gateway:
         return f"127.0.0.1:{self.grpc_port}"
 
     async def start(self) -> None:
+        """Starts the gateway and waits until it serves. A free port can be taken by
+        another process between our probe and the gateway's bind: then new ports."""
+        for _ in range(3):
+            logged = self.log.stat().st_size if self.log.exists() else 0
+            if await self._started():
+                return
+            tail = self.log.read_bytes()[logged:].decode(errors="replace")
+            if "address already in use" not in tail:
+                break
+            self.grpc_port, self.http_port = free_port(), free_port()
+        raise RuntimeError(f"gateway did not start:\n{self.log.read_text()[-3000:]}")
+
+    async def _started(self) -> bool:
         base = {k: v for k, v in os.environ.items()
                 if self.inherit_settings or not k.startswith("SMSGW_")}
         env = {**base, **self.env, "SMSGW_GRPC_ADDRESS": self.address,
@@ -84,8 +97,12 @@ class Gateway:
         deadline = time.monotonic() + 60
         while not await self.serving():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gateway did not start:\n{self.log.read_text()[-3000:]}")
+                if self.process.poll() is None:
+                    self.process.kill()
+                    await asyncio.to_thread(self.process.wait)
+                return False
             await asyncio.sleep(0.1)
+        return True
 
     async def serving(self) -> bool:
         async with grpc.aio.insecure_channel(self.address) as channel:

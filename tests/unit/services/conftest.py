@@ -19,6 +19,7 @@ from smsgw.domain.routing import Router, RouteRule, WeightedProvider
 from smsgw.domain.validation import Limits, SendRequest, validate
 from smsgw.ports import OutboundMessage, ProviderError, ReceiptSink, SendResult
 from smsgw.services.dispatch import Dispatcher, ProviderSlot
+from smsgw.services.relay import Relay
 
 
 class ScriptedProvider:
@@ -64,3 +65,14 @@ def memory() -> MemoryStores:
 @pytest.fixture
 async def tenant(memory: MemoryStores) -> uuid.UUID:
     return (await memory.tenants.create("acme"))[0].id
+
+
+async def relay_until_empty(memory: MemoryStores, relay: Relay) -> None:
+    """Runs the relay until the outbox is empty (at most 10 s), then stops it."""
+    await relay.start()
+    try:
+        async with asyncio.timeout(10):
+            while await memory.outbox.depth():
+                await asyncio.sleep(0.005)
+    finally:
+        await relay.stop()

@@ -17,7 +17,7 @@ from smsgw.services.dispatch import Expired, Sent
 from smsgw.services.gate import PriorityGate
 from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.submitter import Submitter
-from tests.unit.services.conftest import ScriptedProvider, pool, submission
+from tests.unit.services.conftest import ScriptedProvider, pool, relay_until_empty, submission
 
 
 class HandedTokens:
@@ -121,14 +121,8 @@ async def test_the_relay_records_a_validity_that_ended_at_the_provider_as_expire
     dispatcher = pool(provider)
     # The token wait (here: the dispatcher's clock) outlives the OTP's ten minutes.
     dispatcher._clock = lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    relay = Relay(memory.outbox, dispatcher, RelayConfig(poll_seconds=0.01, coalesce_seconds=0))
-    await relay.start()
-    try:
-        async with asyncio.timeout(10):
-            while await memory.outbox.depth():
-                await asyncio.sleep(0.005)
-    finally:
-        await relay.stop()
+    await relay_until_empty(memory, Relay(memory.outbox, dispatcher,
+                                          RelayConfig(poll_seconds=0.01, coalesce_seconds=0)))
     (message,) = await memory.messages.get_many(tenant, [accepted.message.id])
     assert (message.status, message.error_code) == (S.EXPIRED, "VALIDITY_EXPIRED")
     assert not provider.sent

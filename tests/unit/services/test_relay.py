@@ -16,7 +16,7 @@ from smsgw.ports import ProviderError
 from smsgw.services.claims import claim_due
 from smsgw.services.relay import Relay, RelayConfig
 from smsgw.services.submitter import Submitter
-from tests.unit.services.conftest import ScriptedProvider, pool, submission
+from tests.unit.services.conftest import ScriptedProvider, pool, relay_until_empty, submission
 
 FAST = RelayConfig(batch_size=50, poll_seconds=0.01, lease_seconds=30, coalesce_seconds=0)
 BUSY = ProviderError("BUSY", "carrier busy", retryable=True)
@@ -28,16 +28,6 @@ async def accept(memory: MemoryStores, tenant, count: int,  # type: ignore[no-un
     items = [dataclasses.replace(submission(f"k{i}"), **changes) for i in range(count)]
     outcomes = await Submitter(memory.messages, None).submit_many(tenant, items)
     return [o.message.id for o in outcomes]
-
-
-async def relay_until_empty(memory: MemoryStores, relay: Relay) -> None:
-    await relay.start()
-    try:
-        async with asyncio.timeout(10):
-            while await memory.outbox.depth():
-                await asyncio.sleep(0.005)
-    finally:
-        await relay.stop()
 
 
 async def statuses(memory: MemoryStores, tenant, ids) -> list[tuple[S, int]]:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import grpc
 import pytest
@@ -103,6 +104,80 @@ async def test_sync_client_does_the_same_without_an_event_loop(start_server, dat
     statuses, accepted, delivered = await asyncio.to_thread(use_it)
     assert statuses[-1] == pb.MESSAGE_STATUS_DELIVERED and accepted == 30
     assert len(delivered) >= 1
+
+
+async def test_a_scheduled_otp_comes_back_as_asked_and_lists_as_scheduled(start_server,
+                                                                          database_url):
+    server = await start_server(relay_enabled=False)  # nothing leaves: "now" stays QUEUED
+    key = await new_tenant_key(database_url)
+    send_at = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    expire_at = send_at + dt.timedelta(minutes=5)
+    async with AsyncSmsClient(server.address, key) as sms:
+        otp = await sms.send("+16502530000", "Your code is 123456", traffic_class="otp",
+                             send_time=send_at, expire_time=expire_at)
+        again = await sms.send("+16502530000", "Your code is 123456", traffic_class="otp",
+                               send_time=send_at, expire_time=expire_at,
+                               idempotency_key=otp.idempotency_key)
+        # Another zone names the same instant; ttl counts from send_time.
+        sale = await sms.send("+16502530000", "Flash sale", send_time=send_at.astimezone(
+            dt.timezone(dt.timedelta(hours=-7))), traffic_class=pb.TRAFFIC_CLASS_MARKETING,
+            ttl=dt.timedelta(hours=2))
+        now = await sms.send("+16502530000", "right away")
+        scheduled = [m.id async for m in sms.list(scheduled_only=True)]
+        everything = {m.id async for m in sms.list()}
+        await sms.cancel(sale.id)
+        still_scheduled = [m.id async for m in sms.list(scheduled_only=True)]
+        answered: list[pb.SendMessageResult] = []
+        with pytest.raises(ValueError, match="timezone-aware") as naive:
+            async for result in sms.send_many([
+                    {"to": "+16502530000", "body": "fine"},
+                    {"to": "+16502530000", "body": "naive", "send_time": send_at.replace(
+                        tzinfo=None)},
+                    {"to": "+16502530000", "body": "never sent"}]):
+                answered.append(result)
+
+    def in_bulk_and_blocking() -> tuple[list[pb.SendMessageResult], set[str]]:
+        with SmsClient(server.address, key) as blocking:
+            results = list(blocking.send_many([
+                {"to": "+16502530000", "body": f"reminder {i}", "traffic_class": "transactional",
+                 "send_time": send_at, "ttl": dt.timedelta(minutes=30)} for i in range(3)]))
+            return results, {m.id for m in blocking.list(scheduled_only=True)}
+
+    results, listed_blocking = await asyncio.to_thread(in_bulk_and_blocking)
+    assert otp.traffic_class == pb.TRAFFIC_CLASS_OTP and otp.status == pb.MESSAGE_STATUS_QUEUED
+    assert otp.send_time.ToDatetime(tzinfo=dt.UTC) == send_at
+    assert otp.expire_time.ToDatetime(tzinfo=dt.UTC) == expire_at
+    assert again.id == otp.id and len(otp.idempotency_key) == 36
+    assert sale.traffic_class == pb.TRAFFIC_CLASS_MARKETING
+    assert sale.send_time.ToDatetime(tzinfo=dt.UTC) == send_at
+    assert sale.expire_time.ToDatetime(tzinfo=dt.UTC) == send_at + dt.timedelta(hours=2)
+    assert not now.HasField("send_time") and now.traffic_class == pb.TRAFFIC_CLASS_TRANSACTIONAL
+    assert sorted(scheduled) == sorted([otp.id, sale.id]) and now.id in everything
+    assert still_scheduled == [otp.id]
+    # A bad item ends the stream there: the ones before it are answered, none after it.
+    assert [(r.index, r.message.body) for r in answered] == [(0, "fine")]
+    assert "at send_many item 1" in naive.value.__notes__[0]
+    bulk = [r.message for r in results]
+    assert all(r.HasField("message") for r in results)
+    assert {m.traffic_class for m in bulk} == {pb.TRAFFIC_CLASS_TRANSACTIONAL}
+    assert {m.send_time.ToDatetime(tzinfo=dt.UTC) for m in bulk} == {send_at}
+    assert {m.expire_time.ToDatetime(tzinfo=dt.UTC) for m in bulk} == {
+        send_at + dt.timedelta(minutes=30)}
+    assert listed_blocking == {otp.id, *(m.id for m in bulk)}
+
+
+def test_timing_mistakes_are_refused_before_anything_is_sent() -> None:
+    """No server: a naive datetime or two validities never reach the wire."""
+    with SmsClient("127.0.0.1:1", "sk_unused") as sms:
+        with pytest.raises(ValueError, match="send_time must be a timezone-aware"):
+            sms.send("+16502530000", "x", send_time=dt.datetime(2030, 6, 1, 17, 30))
+        with pytest.raises(ValueError, match="expire_time must be a timezone-aware"):
+            sms.send("+16502530000", "x", expire_time=dt.datetime(2030, 6, 1, 17, 30))
+        with pytest.raises(ValueError, match="expire_time or ttl, not both"):
+            sms.send("+16502530000", "x", expire_time=dt.datetime.now(dt.UTC),
+                     ttl=dt.timedelta(minutes=5))
+        with pytest.raises(ValueError, match="unknown traffic class 'promo'"):
+            sms.send("+16502530000", "x", traffic_class="promo")
 
 
 async def test_dataclass_flavour_interoperates_over_grpclib(start_server, database_url):

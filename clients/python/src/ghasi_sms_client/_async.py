@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
@@ -12,7 +13,13 @@ import grpc
 from ghasi_sms_client._errors import SmsError
 from ghasi_sms_client._proto import sms_pb2 as pb
 from ghasi_sms_client._proto import sms_pb2_grpc as pb_grpc
-from ghasi_sms_client._requests import SendItem, as_request, auth_metadata, send_request
+from ghasi_sms_client._requests import (
+    ItemRequests,
+    SendItem,
+    TrafficClassLike,
+    auth_metadata,
+    send_request,
+)
 from ghasi_sms_client._retry import RetryPolicy
 from ghasi_sms_client._watch import WatchPosition
 
@@ -46,9 +53,31 @@ class AsyncSmsClient:
 
     async def send(self, to: str, body: str, *, sender: str = "", client_reference: str = "",
                    metadata: Mapping[str, str] | None = None, idempotency_key: str | None = None,
+                   traffic_class: TrafficClassLike | None = None,
+                   send_time: dt.datetime | None = None, expire_time: dt.datetime | None = None,
+                   ttl: dt.timedelta | None = None,
                    timeout: float | None = None) -> pb.Message:
+        """Accepts one message; it is durable (and never sent twice) once this returns.
+
+        ``traffic_class`` (``pb.TRAFFIC_CLASS_OTP`` or ``"otp"``, ``"transactional"``,
+        ``"marketing"``) picks the priority lane and may pick the route: say ``"otp"``
+        for login codes so a marketing backlog never delays them. Unset means
+        transactional.
+
+        ``send_time`` (timezone-aware) schedules the send instead of sending now: the
+        gateway keeps it, across restarts, until then, and ``cancel`` works until it
+        leaves. ``expire_time`` or ``ttl`` (from ``send_time``, or from now) bounds its
+        validity: not handed to a provider by then, it ends EXPIRED rather than arrive
+        late; unset, the traffic class's default applies (OTP: 10 minutes). Set at most
+        one of the two. Naive datetimes raise ValueError, as would both validity options.
+
+        The idempotency key (a new UUID unless given) is fixed before the first attempt,
+        so a retry after a lost answer returns the same message.
+        """
         request = send_request(to, body, sender=sender, client_reference=client_reference,
-                               metadata=metadata, idempotency_key=idempotency_key)
+                               metadata=metadata, idempotency_key=idempotency_key,
+                               traffic_class=traffic_class, send_time=send_time,
+                               expire_time=expire_time, ttl=ttl)
         return await self._unary(self._stub.SendMessage, request, timeout)
 
     async def get(self, message_id: str, *, timeout: float | None = None) -> pb.Message:
@@ -64,13 +93,19 @@ class AsyncSmsClient:
         return await self._unary(self._stub.GetUsage, pb.GetUsageRequest(), timeout)
 
     async def list(self, *, statuses: Sequence[pb.MessageStatus] = (), to: str = "",
+                   scheduled_only: bool = False,
                    page_size: int = 100) -> AsyncIterator[pb.Message]:
-        """Every matching message, newest first, fetching pages as it goes."""
+        """Every matching message, newest first, fetching pages as it goes.
+
+        ``scheduled_only`` keeps only the messages still waiting for their
+        ``send_time``: the ones a ``cancel`` can still stop.
+        """
         token = ""
         while True:
             page: pb.ListMessagesResponse = await self._unary(
                 self._stub.ListMessages, pb.ListMessagesRequest(
-                    statuses=list(statuses), to=to, page_size=page_size, page_token=token), None)
+                    statuses=list(statuses), to=to, scheduled_only=scheduled_only,
+                    page_size=page_size, page_token=token), None)
             for message in page.messages:
                 yield message
             token = page.next_page_token
@@ -83,15 +118,20 @@ class AsyncSmsClient:
 
         At most ``max_in_flight`` items are sent ahead of their results. Items
         without an idempotency key get one; pass your own keys if you may need
-        to send the same items again after a failure.
+        to send the same items again after a failure. A mapping item takes the
+        keyword arguments of ``send`` (``traffic_class``, ``send_time``,
+        ``expire_time``, ``ttl`` included) and is checked the same way: an item
+        that fails the check ends the stream there, and its ValueError (or
+        TypeError) is raised after the results of the items before it.
         """
         chunk_size = max(1, min(chunk_size, MAX_CHUNK))
         room = asyncio.Semaphore(max(1, max_in_flight // chunk_size))
+        requests = ItemRequests(items)
 
         async def chunks() -> AsyncIterator[pb.SendMessagesRequest]:
             batch: list[pb.SendMessageRequest] = []
-            for item in items:
-                batch.append(as_request(item))
+            for request in requests:
+                batch.append(request)
                 if len(batch) == chunk_size:
                     await room.acquire()
                     yield pb.SendMessagesRequest(items=batch)
@@ -108,6 +148,8 @@ class AsyncSmsClient:
                     yield result
         except grpc.aio.AioRpcError as error:
             raise SmsError.from_rpc_error(error) from None
+        if requests.failure is not None:
+            raise requests.failure
 
     async def watch(self, message_ids: Sequence[str] = (), *,
                     after_cursor: str = "") -> AsyncIterator[pb.StatusEvent]:

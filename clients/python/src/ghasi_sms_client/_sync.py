@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -13,7 +14,13 @@ import grpc
 from ghasi_sms_client._errors import SmsError
 from ghasi_sms_client._proto import sms_pb2 as pb
 from ghasi_sms_client._proto import sms_pb2_grpc as pb_grpc
-from ghasi_sms_client._requests import SendItem, as_request, auth_metadata, send_request
+from ghasi_sms_client._requests import (
+    ItemRequests,
+    SendItem,
+    TrafficClassLike,
+    auth_metadata,
+    send_request,
+)
 from ghasi_sms_client._retry import RetryPolicy
 from ghasi_sms_client._watch import WatchPosition
 
@@ -46,9 +53,14 @@ class SmsClient:
 
     def send(self, to: str, body: str, *, sender: str = "", client_reference: str = "",
              metadata: Mapping[str, str] | None = None, idempotency_key: str | None = None,
-             timeout: float | None = None) -> pb.Message:
+             traffic_class: TrafficClassLike | None = None,
+             send_time: dt.datetime | None = None, expire_time: dt.datetime | None = None,
+             ttl: dt.timedelta | None = None, timeout: float | None = None) -> pb.Message:
+        """See AsyncSmsClient.send (traffic class, scheduling and validity included)."""
         request = send_request(to, body, sender=sender, client_reference=client_reference,
-                               metadata=metadata, idempotency_key=idempotency_key)
+                               metadata=metadata, idempotency_key=idempotency_key,
+                               traffic_class=traffic_class, send_time=send_time,
+                               expire_time=expire_time, ttl=ttl)
         message: pb.Message = self._unary(self._stub.SendMessage, request, timeout)
         return message
 
@@ -68,12 +80,14 @@ class SmsClient:
         return usage
 
     def list(self, *, statuses: Sequence[pb.MessageStatus] = (), to: str = "",
-             page_size: int = 100) -> Iterator[pb.Message]:
+             scheduled_only: bool = False, page_size: int = 100) -> Iterator[pb.Message]:
+        """See AsyncSmsClient.list."""
         token = ""
         while True:
             page: pb.ListMessagesResponse = self._unary(
                 self._stub.ListMessages, pb.ListMessagesRequest(
-                    statuses=list(statuses), to=to, page_size=page_size, page_token=token), None)
+                    statuses=list(statuses), to=to, scheduled_only=scheduled_only,
+                    page_size=page_size, page_token=token), None)
             yield from page.messages
             token = page.next_page_token
             if not token:
@@ -84,11 +98,12 @@ class SmsClient:
         """See AsyncSmsClient.send_many."""
         chunk_size = max(1, min(chunk_size, MAX_CHUNK))
         room = threading.Semaphore(max(1, max_in_flight // chunk_size))
+        requests = ItemRequests(items)
 
         def chunks() -> Iterator[pb.SendMessagesRequest]:
             batch: list[pb.SendMessageRequest] = []
-            for item in items:
-                batch.append(as_request(item))
+            for request in requests:
+                batch.append(request)
                 if len(batch) == chunk_size:
                     room.acquire()
                     yield pb.SendMessagesRequest(items=batch)
@@ -103,6 +118,8 @@ class SmsClient:
                 yield from response.results
         except grpc.RpcError as error:
             raise SmsError.from_rpc_error(error) from None
+        if requests.failure is not None:
+            raise requests.failure
 
     def watch(self, message_ids: Sequence[str] = (), *,
               after_cursor: str = "") -> Iterator[pb.StatusEvent]:

@@ -6,10 +6,12 @@
  * idempotency keys fixed before the first attempt (so retries never send
  * twice), retries on UNAVAILABLE with backoff and full jitter, deadlines, a
  * bulk helper with bounded in-flight items, and a watch that resumes from its
- * last cursor.
+ * last cursor. Sends take a traffic class, a send time and a validity as plain
+ * values (a name or the enum, Dates, milliseconds).
  */
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
@@ -22,12 +24,15 @@ import {
   SendMessagesRequestSchema,
   SmsService,
   type StatusEvent,
+  TrafficClass,
   type Usage,
   WatchEndReason,
 } from "./gen/ghasi/sms/v1/sms_pb.js";
 
 export * from "./gen/ghasi/sms/v1/sms_pb.js";
 export { Code } from "@connectrpc/connect";
+/** Reads a message's sendTime / expireTime (google.protobuf.Timestamp) as a Date. */
+export { timestampDate } from "@bufbuild/protobuf/wkt";
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -50,8 +55,29 @@ export interface SendOptions {
   metadata?: Record<string, string>;
   /** Default: a new UUID, fixed before the first attempt. */
   idempotencyKey?: string;
+  /**
+   * The priority lane (OTP before transactional before marketing, so a marketing backlog
+   * never delays a login code) and possibly the route. Unset means transactional.
+   */
+  trafficClass?: TrafficClass | TrafficClassName;
+  /**
+   * Send at this time rather than now. The gateway keeps the message durably until then
+   * (across restarts), and cancel() stops it until it leaves.
+   */
+  sendTime?: Date;
+  /**
+   * The end of the validity: not handed to a provider by then, the message ends EXPIRED
+   * rather than arrive late. Set at most one of expireTime and ttlMs; with neither, the
+   * traffic class's default applies (OTP: 10 minutes).
+   */
+  expireTime?: Date;
+  /** The validity as milliseconds from sendTime (or from now), to the whole millisecond. */
+  ttlMs?: number;
   timeoutMs?: number;
 }
+
+/** A traffic class by name, as configuration tends to hold it. */
+export type TrafficClassName = "otp" | "transactional" | "marketing";
 
 export type SendItem = { to: string; body: string } & Omit<SendOptions, "timeoutMs">;
 
@@ -134,7 +160,12 @@ export class SmsClient {
     this.retry = { maxAttempts: 5, baseMs: 100, capMs: 5_000, ...options.retry };
   }
 
-  send(to: string, body: string, options: SendOptions = {}): Promise<Message> {
+  /**
+   * Accepts one message; it is durable (and never sent twice) once this resolves. Rejects
+   * with a TypeError, before anything is sent, for an unknown traffic class name, an invalid
+   * Date or ttlMs, or both expireTime and ttlMs.
+   */
+  async send(to: string, body: string, options: SendOptions = {}): Promise<Message> {
     const request = sendRequest({ to, body, ...options });
     return this.unary(() => this.client.sendMessage(request, { timeoutMs: options.timeoutMs ?? this.timeoutMs }));
   }
@@ -152,13 +183,24 @@ export class SmsClient {
     return this.unary(() => this.client.cancelMessage({ id }, { timeoutMs: this.timeoutMs }));
   }
 
-  /** Every matching message, newest first, fetching pages as it goes. */
-  async *list(filter: { statuses?: MessageStatus[]; to?: string; pageSize?: number } = {}): AsyncGenerator<Message> {
+  /**
+   * Every matching message, newest first, fetching pages as it goes. `scheduledOnly` keeps the
+   * messages still waiting for their sendTime: the ones cancel() can still stop.
+   */
+  async *list(
+    filter: { statuses?: MessageStatus[]; to?: string; scheduledOnly?: boolean; pageSize?: number } = {},
+  ): AsyncGenerator<Message> {
     let pageToken = "";
     do {
       const page = await this.unary(() =>
         this.client.listMessages(
-          { statuses: filter.statuses ?? [], to: filter.to ?? "", pageSize: filter.pageSize ?? 100, pageToken },
+          {
+            statuses: filter.statuses ?? [],
+            to: filter.to ?? "",
+            scheduledOnly: filter.scheduledOnly ?? false,
+            pageSize: filter.pageSize ?? 100,
+            pageToken,
+          },
           { timeoutMs: this.timeoutMs },
         ),
       );
@@ -167,17 +209,44 @@ export class SmsClient {
     } while (pageToken);
   }
 
-  /** Streams items over SendMessages; yields one result per item, in order. */
+  /**
+   * Streams items over SendMessages; yields one result per item, in order. Items take the
+   * options of send() and are checked the same way: an item that fails the check (or an
+   * `items` iterator that throws) ends the stream there, and its error is thrown after the
+   * results of the items before it; none after it is sent. (Thrown inside the request stream,
+   * it would otherwise reach the caller only as a bare gRPC error.)
+   */
   async *sendMany(
     items: Iterable<SendItem> | AsyncIterable<SendItem>,
     options: { chunkSize?: number; maxInFlight?: number } = {},
   ): AsyncGenerator<SendMessageResult> {
     const chunkSize = Math.max(1, Math.min(options.chunkSize ?? 500, MAX_CHUNK));
     const room = new Slots(Math.max(1, Math.floor((options.maxInFlight ?? 2000) / chunkSize)));
+    let failure: { error: unknown } | undefined;
+    async function* requests(): AsyncGenerator<SendMessageRequest> {
+      let index = 0;
+      try {
+        for await (const item of items) {
+          let request: SendMessageRequest;
+          try {
+            request = sendRequest(item);
+          } catch (error) {
+            const why = error instanceof Error ? error.message : String(error);
+            throw new TypeError(`sendMany item ${index}: ${why} (the items before it were sent, none after it)`, {
+              cause: error,
+            });
+          }
+          yield request;
+          index += 1;
+        }
+      } catch (error) {
+        failure = { error };
+      }
+    }
     async function* chunks() {
       let batch: SendMessageRequest[] = [];
-      for await (const item of items) {
-        batch.push(sendRequest(item));
+      for await (const request of requests()) {
+        batch.push(request);
         if (batch.length === chunkSize) {
           await room.take();
           yield create(SendMessagesRequestSchema, { items: batch });
@@ -197,6 +266,7 @@ export class SmsClient {
     } catch (error) {
       throw SmsError.from(error);
     }
+    if (failure) throw failure.error;
   }
 
   /**
@@ -256,7 +326,18 @@ export class SmsClient {
   }
 }
 
+/**
+ * A request with its idempotency key fixed now, so every retry reuses it. Unset options stay
+ * unset on the wire, so the server's defaults apply. Mistakes that would otherwise pass as
+ * something else (a misspelt class sent as transactional, an Invalid Date) throw here.
+ */
 function sendRequest(item: SendItem): SendMessageRequest {
+  if (item.expireTime !== undefined && item.ttlMs !== undefined) {
+    throw new TypeError("set expireTime or ttlMs, not both: each says when the message stops being worth sending");
+  }
+  if (item.ttlMs !== undefined && !Number.isFinite(item.ttlMs)) {
+    throw new TypeError(`ttlMs must be a finite number of milliseconds, not ${item.ttlMs}`);
+  }
   return create(SendMessageRequestSchema, {
     to: item.to,
     body: item.body,
@@ -264,7 +345,34 @@ function sendRequest(item: SendItem): SendMessageRequest {
     clientReference: item.clientReference ?? "",
     metadata: item.metadata ?? {},
     idempotencyKey: item.idempotencyKey ?? randomUUID(),
+    trafficClass: item.trafficClass === undefined ? TrafficClass.UNSPECIFIED : trafficClassValue(item.trafficClass),
+    sendTime: item.sendTime === undefined ? undefined : timestamp(item.sendTime, "sendTime"),
+    expireTime: item.expireTime === undefined ? undefined : timestamp(item.expireTime, "expireTime"),
+    ttl: item.ttlMs === undefined ? undefined : durationFromMs(Math.round(item.ttlMs)),
   });
+}
+
+const TRAFFIC_CLASS_PREFIX = "TRAFFIC_CLASS_";
+
+/** TrafficClass.OTP for "otp" (any case, with or without the TRAFFIC_CLASS_ prefix); numbers pass through. */
+function trafficClassValue(value: TrafficClass | string): TrafficClass {
+  if (typeof value === "number") return value;
+  const name = value.trim().toUpperCase().replace(/-/g, "_");
+  const bare = name.startsWith(TRAFFIC_CLASS_PREFIX) ? name.slice(TRAFFIC_CLASS_PREFIX.length) : name;
+  const number = (TrafficClass as unknown as Record<string, number | undefined>)[bare];
+  if (typeof number !== "number" || number === TrafficClass.UNSPECIFIED) {
+    throw new TypeError(
+      `unknown traffic class "${value}"; use one of otp, transactional, marketing (or a TrafficClass)`,
+    );
+  }
+  return number;
+}
+
+function timestamp(value: Date, field: string) {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new TypeError(`${field} must be a valid Date`);
+  }
+  return timestampFromDate(value);
 }
 
 function sleep(ms: number): Promise<void> {

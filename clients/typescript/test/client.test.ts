@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Code, LimitExceeded, MessageStatus, SmsClient, SmsError } from "../src/index.js";
+import {
+  Code,
+  LimitExceeded,
+  MessageStatus,
+  SmsClient,
+  SmsError,
+  TrafficClass,
+  timestampDate,
+  type SendMessageResult,
+} from "../src/index.js";
 
 const baseUrl = process.env.SMSGW_TS_URL ?? "";
 const apiKey = process.env.SMSGW_TS_API_KEY ?? "";
@@ -100,4 +109,93 @@ test("a tenant limit is a LimitExceeded carrying the retry delay and the reason"
   const usage = await sms.usage();
   assert.equal(usage.daily?.usedSegments, 1n);
   assert.equal(usage.daily?.limitSegments, 1n);
+});
+
+test("a scheduled OTP comes back with its send time, validity and class; scheduledOnly lists it", async () => {
+  const sms = client();
+  const sendTime = new Date(Date.now() + 3_600_000);
+  const expireTime = new Date(sendTime.getTime() + 5 * 60_000);
+  const otp = await sms.send("+16502530000", "Your code is 123456", { trafficClass: "otp", sendTime, expireTime });
+  const again = await sms.send("+16502530000", "Your code is 123456", {
+    trafficClass: "otp",
+    sendTime,
+    expireTime,
+    idempotencyKey: otp.idempotencyKey,
+  });
+  const sale = await sms.send("+16502530000", "Flash sale", {
+    trafficClass: TrafficClass.MARKETING,
+    sendTime,
+    ttlMs: 2 * 3_600_000,
+  });
+  const now = await sms.send("+16502530000", "right away");
+  assert.equal(again.id, otp.id);
+  assert.equal(otp.idempotencyKey.length, 36);
+  assert.equal(otp.trafficClass, TrafficClass.OTP);
+  assert.equal(otp.status, MessageStatus.QUEUED);
+  assert.equal(timestampDate(otp.sendTime!).getTime(), sendTime.getTime());
+  assert.equal(timestampDate(otp.expireTime!).getTime(), expireTime.getTime());
+  assert.equal(sale.trafficClass, TrafficClass.MARKETING);
+  assert.equal(timestampDate(sale.expireTime!).getTime(), sendTime.getTime() + 2 * 3_600_000);
+  assert.equal(now.sendTime, undefined);
+  assert.equal(now.trafficClass, TrafficClass.TRANSACTIONAL);
+
+  const scheduled = async () => {
+    const ids: string[] = [];
+    for await (const m of sms.list({ scheduledOnly: true, pageSize: 1 })) ids.push(m.id);
+    return ids;
+  };
+  const waiting = await scheduled();
+  assert.ok(waiting.includes(otp.id) && waiting.includes(sale.id));
+  assert.ok(!waiting.includes(now.id));
+  await sms.cancel(sale.id);
+  const left = await scheduled();
+  assert.ok(left.includes(otp.id) && !left.includes(sale.id));
+});
+
+test("sendMany takes the same options and stops at an item that fails the check", async () => {
+  const sms = client();
+  const sendTime = new Date(Date.now() + 3_600_000);
+  const items = [
+    { to: "+16502530000", body: "reminder", trafficClass: "transactional" as const, sendTime, ttlMs: 30 * 60_000 },
+    { to: "+16502530000", body: "both", sendTime, expireTime: sendTime, ttlMs: 60_000 },
+    { to: "+16502530000", body: "never sent" },
+  ];
+  const results: SendMessageResult[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const result of sms.sendMany(items)) results.push(result);
+    })(),
+    (error: unknown) => {
+      assert.ok(error instanceof TypeError);
+      assert.match(error.message, /^sendMany item 1: set expireTime or ttlMs, not both/);
+      return true;
+    },
+  );
+  assert.equal(results.length, 1);
+  const first = results[0].result;
+  assert.ok(first.case === "message");
+  assert.equal(first.value.body, "reminder");
+  assert.equal(first.value.trafficClass, TrafficClass.TRANSACTIONAL);
+  assert.equal(timestampDate(first.value.sendTime!).getTime(), sendTime.getTime());
+  assert.equal(timestampDate(first.value.expireTime!).getTime(), sendTime.getTime() + 30 * 60_000);
+});
+
+test("timing mistakes are refused before anything is sent", async () => {
+  const sms = new SmsClient({ baseUrl: "http://127.0.0.1:1", apiKey: "sk_unused" });
+  const refused = (pattern: RegExp) => (error: unknown) => {
+    assert.ok(error instanceof TypeError);
+    assert.match(error.message, pattern);
+    return true;
+  };
+  const soon = new Date(Date.now() + 60_000);
+  await assert.rejects(sms.send("+16502530000", "x", { expireTime: soon, ttlMs: 1000 }), refused(/not both/));
+  await assert.rejects(
+    sms.send("+16502530000", "x", { sendTime: new Date("not a date") }),
+    refused(/sendTime must be a valid Date/),
+  );
+  await assert.rejects(sms.send("+16502530000", "x", { ttlMs: Number.NaN }), refused(/ttlMs must be a finite/));
+  await assert.rejects(
+    sms.send("+16502530000", "x", { trafficClass: "promo" as "otp" }),
+    refused(/unknown traffic class "promo"/),
+  );
 });

@@ -19,7 +19,6 @@ checked again after the token wait, right before the send.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import math
@@ -34,6 +33,7 @@ from smsgw.domain.lanes import Lane, lane_of
 from smsgw.domain.retry import RetryPolicy
 from smsgw.domain.routing import NoRoute, Router
 from smsgw.ports import OutboundMessage, ProviderError, RateLimiter, SendPort, SendResult
+from smsgw.services.deadlines import Deadlines
 from smsgw.services.gate import PriorityGate
 from smsgw.throttled_log import ThrottledLog
 
@@ -143,6 +143,7 @@ class Dispatcher:
         self._router = router
         self._slots = dict(slots)
         self._clock = clock
+        self._deadlines = Deadlines()  # one timer for every send in flight
         for slot in self._slots.values():
             BreakerGauge(slot.name)(slot.breaker.state)
 
@@ -217,8 +218,8 @@ class Dispatcher:
                     ) -> Sent | Failed:
         started = time.monotonic()
         try:
-            async with asyncio.timeout(slot.send_timeout_seconds):
-                result = await slot.port.send(message)
+            result = await self._deadlines.run(slot.port.send(message),
+                                               slot.send_timeout_seconds)
         except ProviderError as exc:
             error = exc
         except TimeoutError:

@@ -43,14 +43,13 @@ _SETS_STATUS = re.compile(r"(?<![\w.])status\s*=\s*([^,\s]+)")
 _IS = re.compile(r"(?<![\w.])((?:\w+\.)?status) = \{\{status:(\w+)\}\}")
 
 
-_APPEND = re.compile(r"\{\{append_events:(\w+)\}\}")
 # A constant status returned under a column's name: "{{status:SENT}} AS previous_status".
 _PINNED_AS = re.compile(r"(\{\{status:\w+\}\}|\d+)\s+AS\s+(\w*status)\b", re.IGNORECASE)
 
 
 def _clean(sql: str) -> str:
     """Comments and strings out; the event-append placeholder written out, as it runs."""
-    sql = _APPEND.sub(lambda m: queries.append_events(m[1]), sql)
+    sql = queries.expand_events(sql)
     return _STRING.sub("''", _COMMENT.sub("", sql))
 
 
@@ -134,7 +133,8 @@ def transition_problems(sql: str) -> list[str]:
                         "{{can_move_from:OLD}}")
     if not events:
         problems.append("a status change appends no event")
-    for event in events:
+    for written in events:
+        event = {**written, "status": _resolve(written.get("status", ""), sql)}
         if event.get("status") != new and not re.fullmatch(r"(?:\w+\.)?status",
                                                             event.get("status", "")):
             problems.append(f"the event's status is {event.get('status')}, not {new}")
@@ -228,9 +228,10 @@ MUTATIONS = [
      "does not guard"),
     (("messages", "cancel_message"), "m.status IN {{can_move_to:CANCELED}}", "true",
      "guarded neither"),
-    (("messages", "cancel_message"), "d.previous_status", "{{status:QUEUED}}",
-     "pinned to QUEUED"),
-    (("messages", "insert_messages"), "$1, {{status:QUEUED}}", "$1, 1", "written as the number"),
+    (("messages", "cancel_message"), "RETURNING m.*, d.previous_status",
+     "RETURNING m.*, {{status:QUEUED}} AS previous_status", "pinned to QUEUED"),
+    (("messages", "insert_messages"), "encoding, segments, {{status:QUEUED}}",
+     "encoding, segments, 1", "written as the number"),
     (("messages", "insert_messages"), "encoding, segments, {{status:QUEUED}}",
      "encoding, segments, {{status:SENDING}}", "inserted as {{status:SENDING}}"),
     (("outbox", "claim_due"), "p.status IN {{can_move_to:SENDING}} OR ", "p.status = 1 OR ",
@@ -238,8 +239,9 @@ MUTATIONS = [
     (("outbox", "claim_due"),
      "(p.status IN {{can_move_to:SENDING}} OR p.status = {{status:SENDING}})",
      "p.status IN (1, 2)", "guarded neither"),
-    (("outbox", "claim_due"), "SELECT id, tenant_id, {{status:SENDING}}",
-     "SELECT id, tenant_id, {{status:SENT}}", "the event's status is {{status:SENT}}"),
+    (("outbox", "claim_due"), "m.status, p.status AS previous_status",
+     "{{status:SENT}} AS status, p.status AS previous_status",
+     "the event's status is {{status:SENT}}"),
     (("outbox", "record_outcomes"), " AND w.status IN {{can_move_from:SENDING}}", "",
      "guarded neither"),
     (("outbox", "record_outcomes"),
@@ -273,8 +275,8 @@ MUTATIONS = [
      "number written out in"),
     (("receipts", "find_provider_refs"), "status <> {{status:SENT}}", "status <> 3",
      "number written out"),
-    (("dead_letters", "insert_replay"), "SELECT id, tenant_id, {{status:QUEUED}}",
-     "SELECT id, tenant_id, 1", "written as the number 1"),
+    (("dead_letters", "insert_replay"), "{{first_events:inserted}}", "SELECT 1",
+     "has no first event"),
 ]
 
 
@@ -290,3 +292,16 @@ def test_an_event_less_status_change_is_caught() -> None:
     sql = RAW[("receipts", "expire_unreceipted")]
     without_event = sql[:sql.index("), evented AS")] + ")\nSELECT count(*) FROM updated;"
     assert "a status change appends no event" in problems(without_event)
+
+
+def test_a_first_event_is_in_the_declared_initial_state() -> None:
+    rendered = queries.render("{{first_events:inserted}}")
+    assert f"SELECT id, tenant_id, {int(INITIAL)}, client_reference FROM inserted" in rendered
+    assert rendered.startswith("INSERT INTO message_events (message_id, tenant_id, status,")
+
+
+def test_every_event_is_appended_through_the_placeholders() -> None:
+    """No query writes message_events by hand: the two placeholders are the one way."""
+    for (aggregate, name), raw in RAW.items():
+        assert "INSERT INTO message_events" not in raw.upper().replace("\n", " "), (aggregate,
+                                                                                    name)

@@ -21,6 +21,9 @@ Appending status events is written once, here:
   ``updated``, which returns the event's columns under their message names
   (``EVENT_SOURCE_COLUMNS``: ``id``, ``tenant_id``, ``status``,
   ``previous_status``, ``attempts``, ...). The log's trigger wakes watchers.
+- ``{{first_events:inserted}}``: a new message's first event, in the state
+  machine's ``INITIAL`` state, one per row of ``inserted`` (``id``,
+  ``tenant_id``, ``client_reference``).
 
 An empty set renders as ``(NULL)``, which no status is ``IN``. The text is
 rendered once per process, so each statement is still prepared once.
@@ -34,7 +37,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from smsgw.domain.lanes import LANE_OF_CLASS, Lane
-from smsgw.domain.status import TRANSITIONS, MessageStatus, Transitions, sources_of
+from smsgw.domain.status import INITIAL, TRANSITIONS, MessageStatus, Transitions, sources_of
 
 QUERY_DIR = Path(__file__).parent / "queries"
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -46,15 +49,23 @@ def parse(text: str) -> dict[str, str]:
     return {name: sql.strip() for name, sql in zip(parts[1::2], parts[2::2], strict=True)}
 
 
+_EVENTS = re.compile(r"\{\{(append_events|first_events):(\w+)\}\}")
+
+
+def expand_events(text: str) -> str:
+    """The event placeholders written out (status placeholders stay for ``render``)."""
+    return _EVENTS.sub(lambda m: (append_events if m[1] == "append_events"
+                                  else first_events)(m[2]), text)
+
+
 def render(text: str, transitions: Transitions = TRANSITIONS) -> str:
     """Fills the placeholders from ``transitions``; an unknown one is an error."""
+    text = expand_events(text)
 
     def fill(match: re.Match[str]) -> str:
         kind, name = match[1], match[2]
         if kind in ("lane", "lane_of"):
             return _lane(kind, name)
-        if kind == "append_events":
-            return append_events(name)
         if name not in MessageStatus.__members__:
             raise ValueError(f"{match[0]}: no status is called {name}")
         status = MessageStatus[name]
@@ -83,6 +94,12 @@ EVENT_SOURCE_COLUMNS = {
 def append_events(source: str) -> str:
     return (f"INSERT INTO message_events ({', '.join(EVENT_SOURCE_COLUMNS)}) "
             f"SELECT {', '.join(EVENT_SOURCE_COLUMNS.values())} FROM {source}")
+
+
+def first_events(source: str) -> str:
+    """A new message's first event, in the state machine's initial state."""
+    return ("INSERT INTO message_events (message_id, tenant_id, status, client_reference) "
+            f"SELECT id, tenant_id, {{{{status:{INITIAL.name}}}}}, client_reference FROM {source}")
 
 
 def _lane(kind: str, name: str) -> str:

@@ -39,8 +39,7 @@ WITH inserted AS (
     INSERT INTO outbox (message_id, tenant_id, lane, due_at)
     SELECT id, tenant_id, {{lane_of:traffic_class}}, now() FROM inserted
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, client_reference)
-    SELECT id, tenant_id, {{status:QUEUED}}, client_reference FROM inserted
+    {{first_events:inserted}}
 ), marked AS (
     UPDATE dead_letters d SET replay_message_id = t.new_id, replayed_at = now()
     FROM unnest($1::uuid[], $2::uuid[]) AS t(original_id, new_id)

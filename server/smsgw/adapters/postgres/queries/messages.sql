@@ -20,15 +20,14 @@ WITH input AS (
            send_at, expire_at, now(), now()
     FROM input
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-    RETURNING id, client_reference, created_at, send_at, expire_at
+    RETURNING id, tenant_id, client_reference, created_at, send_at, expire_at
 ), outboxed AS (
     -- A scheduled message is due at its send time; the lane comes from its class.
     INSERT INTO outbox (message_id, tenant_id, lane, due_at, expire_at)
     SELECT i.id, $1, t.lane, COALESCE(i.send_at, now()), i.expire_at
     FROM inserted i JOIN input t ON t.id = i.id
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, client_reference)
-    SELECT id, $1, {{status:QUEUED}}, client_reference FROM inserted
+    {{first_events:inserted}}
 ), notified AS MATERIALIZED (
     SELECT pg_notify('smsgw_outbox', '') WHERE EXISTS (SELECT 1 FROM inserted)
 )
@@ -62,14 +61,13 @@ WITH input AS (
            send_at, expire_at, now(), now()
     FROM fresh WHERE running <= $16::bigint
     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
-    RETURNING id, client_reference, created_at, send_at, expire_at, segments
+    RETURNING id, tenant_id, client_reference, created_at, send_at, expire_at, segments
 ), outboxed AS (
     INSERT INTO outbox (message_id, tenant_id, lane, due_at, expire_at)
     SELECT i.id, $1, t.lane, COALESCE(i.send_at, now()), i.expire_at
     FROM inserted i JOIN input t ON t.id = i.id
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, client_reference)
-    SELECT id, $1, {{status:QUEUED}}, client_reference FROM inserted
+    {{first_events:inserted}}
 ), counted AS (
     UPDATE tenant_usage
     SET segments = segments + (SELECT COALESCE(sum(segments), 0) FROM inserted)
@@ -157,12 +155,8 @@ WITH locked AS (
     UPDATE messages m SET status = {{status:CANCELED}}, updated_at = now(),
                           error_code = 'CANCELED', error_description = 'canceled by the client'
     FROM dequeued d WHERE m.id = d.message_id
-    RETURNING m.*
+    RETURNING m.*, d.previous_status
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
-                                error_code, error_description, client_reference)
-    SELECT c.id, c.tenant_id, c.status, d.previous_status, c.attempts, c.error_code,
-           c.error_description, c.client_reference
-    FROM canceled c JOIN dequeued d ON d.message_id = c.id
+    {{append_events:canceled}}
 )
 SELECT * FROM canceled;

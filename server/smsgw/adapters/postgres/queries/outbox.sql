@@ -67,12 +67,12 @@ WITH picks AS (
       AND (p.status IN {{can_move_to:SENDING}} OR p.status = {{status:SENDING}})
     RETURNING m.id, m.tenant_id, m.to_number, m.body, m.sender, m.attempts,
               m.client_reference, m.created_at, m.encoding, m.traffic_class, m.expire_at,
-              p.status AS previous_status
+              m.status, p.status AS previous_status,
+              -- A claim's event is bare: no provider or error yet for this attempt.
+              '' AS provider, '' AS provider_message_id, '' AS error_code,
+              '' AS error_description
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt,
-                                client_reference)
-    SELECT id, tenant_id, {{status:SENDING}}, previous_status, attempts, client_reference
-    FROM claimed WHERE previous_status IN {{can_move_to:SENDING}}
+    {{append_events:claimed}} WHERE previous_status IN {{can_move_to:SENDING}}
 )
 SELECT * FROM claimed;
 
@@ -119,7 +119,8 @@ WITH input AS (
         updated_at = now()
     FROM owned w
     WHERE m.id = w.id AND m.status = {{status:SENDING}} AND w.status IN {{can_move_from:SENDING}}
-    RETURNING m.id, m.tenant_id, m.status, m.attempts, m.provider, m.provider_message_id,
+    RETURNING m.id, m.tenant_id, m.status, {{status:SENDING}} AS previous_status, m.attempts,
+              m.provider, m.provider_message_id,
               m.error_code, m.error_description, m.client_reference, m.route, w.dead,
               m.to_number, m.body, m.sender, m.metadata, m.idempotency_key, m.traffic_class,
               m.created_at
@@ -145,12 +146,7 @@ WITH input AS (
     FROM updated u WHERE u.dead
     ON CONFLICT (message_id) DO NOTHING
 ), evented AS (
-    INSERT INTO message_events (message_id, tenant_id, status, previous_status, attempt, provider,
-                                provider_message_id, error_code, error_description,
-                                client_reference)
-    SELECT id, tenant_id, status, {{status:SENDING}}, attempts, provider, provider_message_id,
-           error_code, error_description, client_reference
-    FROM updated
+    {{append_events:updated}}
 ), notified AS MATERIALIZED (
     SELECT CASE WHEN EXISTS (SELECT 1 FROM rescheduled) THEN pg_notify('smsgw_outbox', '') END
 )

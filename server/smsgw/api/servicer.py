@@ -17,13 +17,13 @@ from smsgw.api.boundary import bidi_stream, server_stream, unary
 from smsgw.api.errors import rpc_status
 from smsgw.domain import errors
 from smsgw.domain.model import Message, PageRequest, Submission, SubmitOutcome
-from smsgw.domain.policy import UNLIMITED
+from smsgw.domain.policy import PolicyOf, unlimited
 from smsgw.domain.status import MessageStatus
 from smsgw.domain.validation import Limits, validate
 from smsgw.ports import MessageStore, WebhookStore
 from smsgw.proto import sms_pb2 as pb
 from smsgw.proto import sms_pb2_grpc
-from smsgw.services.admission import PolicyOf, RateGate
+from smsgw.services.admission import RateGate
 from smsgw.services.submitter import Submitter
 from smsgw.services.watch import End, Heartbeat, Watcher
 from smsgw.services.webhooks import new_secret
@@ -44,7 +44,7 @@ class SmsServicer(sms_pb2_grpc.SmsServiceServicer):
     def __init__(self, auth: Authenticator, submitter: Submitter, messages: MessageStore,
                  watcher: Watcher, config: ApiConfig, webhooks: WebhookStore,
                  gate: RateGate | None = None, policy_of: PolicyOf | None = None) -> None:
-        self._policy_of = policy_of or (lambda _tenant: UNLIMITED)
+        self._policy_of = policy_of or unlimited
         self._gate = gate or RateGate(None, self._policy_of)
         self._webhooks = webhooks
         self._auth = auth

@@ -9,6 +9,8 @@ by every replica through a short-lived cache (``services/policies.py``).
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -40,3 +42,11 @@ class TenantPolicy:
 
 
 UNLIMITED = TenantPolicy()
+
+# Where a service reads a tenant's policy (the policy cache, in production).
+PolicyOf = Callable[[uuid.UUID], TenantPolicy]
+
+
+def unlimited(_tenant: uuid.UUID) -> TenantPolicy:
+    """Every tenant unlimited: the policy source where none is configured."""
+    return UNLIMITED

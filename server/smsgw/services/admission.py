@@ -24,13 +24,12 @@ from collections.abc import Callable
 
 from smsgw import metrics
 from smsgw.domain.errors import RateLimited, Unavailable
-from smsgw.domain.policy import TenantPolicy
+from smsgw.domain.policy import PolicyOf, TenantPolicy
 from smsgw.domain.quota import rate_limited
 from smsgw.ports import TenantRateLimiter
 
 log = logging.getLogger(__name__)
 LOG_EVERY_SECONDS = 30.0
-PolicyOf = Callable[[uuid.UUID], TenantPolicy]
 
 
 class RateGate:

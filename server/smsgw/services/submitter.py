@@ -14,18 +14,16 @@ import asyncio
 import datetime as dt
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from smsgw.domain.errors import IdempotencyKeyReused
 from smsgw.domain.ids import new_ids
 from smsgw.domain.model import Message, Submission, SubmitOutcome
-from smsgw.domain.policy import UNLIMITED, TenantPolicy
+from smsgw.domain.policy import PolicyOf, unlimited
 from smsgw.domain.quota import QuotaRefusal, SegmentQuota, quota_exceeded
 from smsgw.domain.status import MessageStatus
 from smsgw.ports import IdempotencyCache, MessageStore
-
-PolicyOf = Callable[[uuid.UUID], TenantPolicy]
 
 # A parallel flush is worth its round trips only for a batch at least this big.
 PARALLEL_FLUSH_MIN = 32
@@ -44,7 +42,7 @@ class Submitter:
         batch_max: int = 1000, flushers: int = 3, policy_of: PolicyOf | None = None,
     ) -> None:
         self._messages = messages
-        self._policy_of = policy_of or (lambda _tenant: UNLIMITED)
+        self._policy_of = policy_of or unlimited
         self._cache = cache
         self._batch_max = batch_max
         self._max_flushes = flushers
